@@ -1,0 +1,43 @@
+# NIE: the two commands are `make demo` and `make test`; the rest are their building blocks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Re-install only when the project's dependencies change.
+STAMP := $(VENV)/.installed-stamp
+DATA ?= data/sample
+
+.PHONY: venv demo test lint bench chromium sample clean help
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch/torchvision resolve from this machine's local wheels (pip only; see README).
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create/update the virtualenv in .venv
+
+chromium:  ## install Debian's Chromium for the web-page tests (needs root + apt)
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+sample: venv  ## build the bundled sample datasets (DIV2K + AVA layouts) in $(DATA)
+	$(BIN)/nie data sample $(DATA)
+
+demo: venv  ## set up, train NIMA + EDSR (L2 and hybrid), sweep gamma, serve the web page
+	$(BIN)/nie demo
+
+test: venv chromium  ## set up and run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: venv  ## ruff check + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: venv  ## run the benchmark suite (writes bench/results/*.json and *.md)
+	$(BIN)/python -m bench.run_all
+
+clean:  ## remove the virtualenv, caches and local runs
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

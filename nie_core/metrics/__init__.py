@@ -1,0 +1,20 @@
+"""Evaluation metrics: PSNR/SSIM for enhancement and NIMA's aesthetic agreement measures."""
+
+from __future__ import annotations
+
+from nie_core.losses.emd import emd_loss as emd
+from nie_core.metrics.aesthetic import binary_accuracy, lcc, mean_score, srcc, std_score
+from nie_core.metrics.image_quality import psnr_rgb, psnr_y, rgb_to_y, ssim_y
+
+__all__ = [
+    "rgb_to_y",
+    "psnr_rgb",
+    "psnr_y",
+    "ssim_y",
+    "mean_score",
+    "std_score",
+    "lcc",
+    "srcc",
+    "binary_accuracy",
+    "emd",
+]
