@@ -1,0 +1,138 @@
+"""NIMA: Neural Image Assessment (Talebi & Milanfar, IEEE TIP 2018).
+
+An ImageNet backbone whose classifier is replaced by global average pooling -> dropout ->
+linear(10) -> softmax, predicting the distribution of human ratings over the score buckets
+1..10. The network is fully convolutional up to the pooling, so any input size works (64x64 and
+up is sensible; the backbones downsample by 32), and it is differentiable from the scores back to
+the input pixels, which lets it act as an aesthetic loss.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from nie_core.metrics.aesthetic import mean_score, std_score  # noqa: F401 (NIMA Eq. 1, re-exported)
+from nie_core.models._registry import register_model
+from nie_core.models._weights import load_state_dict_strict, read_state_dict
+
+BACKBONES: tuple[str, ...] = ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2")
+NUM_BUCKETS = 10
+
+# ImageNet statistics the torchvision backbones were trained with (RGB in [0, 1]).
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class _BackboneSpec:
+    build: Callable[..., nn.Module]  # torchvision builder, takes weights=
+    imagenet_weights: tvm.WeightsEnum
+    features_attr: str  # attribute holding the convolutional trunk
+
+
+_BACKBONE_SPECS: dict[str, _BackboneSpec] = {
+    "mnasnet1_0": _BackboneSpec(tvm.mnasnet1_0, tvm.MNASNet1_0_Weights.IMAGENET1K_V1, "layers"),
+    "mnasnet0_5": _BackboneSpec(tvm.mnasnet0_5, tvm.MNASNet0_5_Weights.IMAGENET1K_V1, "layers"),
+    "mobilenet_v2": _BackboneSpec(
+        tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V2, "features"
+    ),
+}
+
+
+class NIMA(nn.Module):
+    """ImageNet normalisation -> ``features`` -> global average pool -> ``head`` -> softmax.
+
+    Args:
+        features: convolutional trunk mapping (N, 3, H, W) to (N, num_features, h, w).
+        num_features: channels of the trunk's output.
+        dropout: dropout probability before the final linear layer (0.75 in the paper).
+    """
+
+    def __init__(self, features: nn.Module, num_features: int, dropout: float = 0.75) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.features = features
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, NUM_BUCKETS))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) RGB in [0, 1] -> (N, 10) probabilities of scores 1..10 (rows sum to 1)."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an (N, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
+        features = self.features((x - self.input_mean) / self.input_std)
+        logits = self.head(features.mean(dim=(2, 3)))
+        return torch.softmax(logits, dim=1)
+
+
+def freeze_scorer(model: nn.Module) -> nn.Module:
+    """Put ``model`` in eval mode and stop gradients to its parameters; returns it.
+
+    Gradients still flow through it to its input, as needed when it scores generated images in
+    a loss. A later ``.train()`` on a parent module switches it back to train mode.
+    """
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _build_backbone(spec: _BackboneSpec, name: str, imagenet: bool) -> nn.Module:
+    """The torchvision classifier ``name``, with ImageNet weights when ``imagenet``.
+
+    Weights come from torch hub's cache (``$TORCH_HOME/hub/checkpoints``) and are downloaded
+    only when missing there.
+    """
+    if not imagenet:
+        return spec.build(weights=None)
+    try:
+        return spec.build(weights=spec.imagenet_weights, progress=False)
+    except OSError as err:  # urllib's URLError and socket errors are OSErrors
+        url = spec.imagenet_weights.url
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+        raise FileNotFoundError(
+            f"ImageNet weights for backbone {name!r} are not cached and could not be downloaded "
+            f"({err}). Download {url} elsewhere and put it at {cached} (the torch hub cache; "
+            "set TORCH_HOME to move it)."
+        ) from err
+
+
+def _nima(*, backbone: str, weights: str | os.PathLike[str] | None, dropout: float) -> NIMA:
+    if backbone not in _BACKBONE_SPECS:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
+    if isinstance(weights, str) and weights == "imagenet":
+        imagenet = True
+    elif weights is None or isinstance(weights, str | os.PathLike):
+        imagenet = False
+    else:
+        raise ValueError(f"weights must be None, 'imagenet' or a file path, got {weights!r}")
+    spec = _BACKBONE_SPECS[backbone]
+    classifier = _build_backbone(spec, backbone, imagenet)
+    num_features = next(m for m in classifier.modules() if isinstance(m, nn.Linear)).in_features
+    model = NIMA(getattr(classifier, spec.features_attr), num_features, dropout)
+    if weights is not None and not imagenet:
+        load_state_dict_strict(model, read_state_dict(weights))
+    return model
+
+
+@register_model("nima")
+def nima(
+    *,
+    backbone: str = "mnasnet1_0",
+    weights: str | os.PathLike[str] | None = None,
+    dropout: float = 0.75,
+) -> NIMA:
+    """NIMA scorer. ``backbone``: one of :data:`BACKBONES`. ``weights``: None (random init),
+    ``"imagenet"`` (torchvision's ImageNet weights for the backbone; the head stays random), or
+    the path of a NIMA state dict / checkpoint dict with key ``"model"`` saved by this project.
+    """
+    # Talebi & Milanfar 2018, Sec. III: ImageNet-pretrained trunk, dropout 0.75, 10-way softmax.
+    return _nima(backbone=backbone, weights=weights, dropout=dropout)
