@@ -1,0 +1,175 @@
+"""MLflow tracking for the jobs: one run per job, nested runs for sweeps, registered models.
+
+The driver creates the run (so its id survives worker restarts and reruns), rank 0 of the Train
+workers logs metrics and images into it, and the driver logs and registers the final model.
+Models are logged in MLflow's ``pickle`` format: the default ``pt2`` (torch.export) format
+specialises the graph to the input example's shape, and an enhancer must take any batch and
+image size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = "mlflow.db"  # local SQLite store, in the working directory
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI to use: ``uri``, else ``$MLFLOW_TRACKING_URI``, else a local SQLite store.
+
+    Relative SQLite paths are made absolute so that Ray workers (whose working directory differs
+    from the driver's) write to the same store.
+    """
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
+    elif "://" not in uri:  # a plain folder: MLflow's file store
+        uri = str(Path(uri).resolve())
+    return uri
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Where a local store keeps artifacts: beside the SQLite file (None: the server decides)."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix):
+        return str(Path(uri[len(prefix) :]).parent / "mlartifacts")
+    return None
+
+
+def client(uri: str):
+    """An ``MlflowClient`` on ``uri`` (imported lazily: MLflow is slow to import)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def get_or_create_experiment(uri: str, name: str) -> str:
+    """The id of experiment ``name``, created (with a local artifact root) if missing."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = _artifact_root(uri)
+    location = None if root is None else Path(root, name).as_uri()
+    return c.create_experiment(name, artifact_location=location)
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``: the config as MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = str(value)[:6000]  # MLflow's param value limit
+    return out
+
+
+def start_or_resume_run(
+    uri: str,
+    experiment: str,
+    run_name: str,
+    config: Mapping[str, Any],
+    run_id_file: Path,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Create the job's MLflow run, or reopen the one recorded in ``run_id_file`` (resume).
+
+    The resolved config becomes the run's params. On resume, params that changed since the first
+    attempt cannot be overwritten (MLflow forbids it); they are kept and a tag lists them.
+    """
+    from mlflow.entities import Param, RunStatus
+
+    c = client(uri)
+    params = flatten(config)
+    if run_id_file.exists():
+        run_id = run_id_file.read_text().strip()
+        try:
+            run = c.get_run(run_id)
+        except Exception:  # the store was deleted or moved: start afresh
+            run = None
+        if run is not None:
+            c.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            old = run.data.params
+            new = [Param(k, v) for k, v in params.items() if k not in old]
+            changed = sorted(k for k, v in params.items() if k in old and old[k] != v)
+            if new:
+                c.log_batch(run_id, params=new)
+            if changed:
+                c.set_tag(run_id, "nie.changed_on_resume", ",".join(changed)[:5000])
+            return run_id
+    exp_id = get_or_create_experiment(uri, experiment)
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = c.create_run(exp_id, run_name=run_name, tags=all_tags)
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), 100):  # MLflow's batch limit is 100 params
+        c.log_batch(run.info.run_id, params=items[i : i + 100])
+    run_id_file.parent.mkdir(parents=True, exist_ok=True)
+    run_id_file.write_text(run.info.run_id)
+    return run.info.run_id
+
+
+def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int) -> None:
+    """Log numeric metrics at ``step`` (non-numbers are skipped)."""
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), now, step)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    ]
+    if items:
+        client(uri).log_batch(run_id, metrics=items)
+
+
+def finish_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Mark the run ``FINISHED`` (or ``FAILED``/``KILLED``)."""
+    client(uri).set_terminated(run_id, status=status)
+
+
+def log_and_register_model(
+    uri: str,
+    run_id: str,
+    model: Any,
+    registered_name: str | None,
+    alias: str | None = None,
+    input_example: Any = None,
+) -> str | None:
+    """Log ``model`` (an ``nn.Module``) to the run and register it; returns the new version.
+
+    Logged with ``serialization_format="pickle"`` so the loaded model takes any batch and image
+    size; ``nie_core`` is packed as code so the model loads where the package is not installed.
+    """
+    import mlflow
+    import mlflow.pytorch
+
+    import nie_core
+
+    mlflow.set_tracking_uri(uri)
+    code_path = str(Path(nie_core.__file__).parent)
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            serialization_format="pickle",
+            code_paths=[code_path],
+            registered_model_name=registered_name,
+            input_example=input_example,
+        )
+    if registered_name is None:
+        return None
+    version = str(info.registered_model_version)
+    if alias:
+        client(uri).set_registered_model_alias(registered_name, alias, version)
+    return version
