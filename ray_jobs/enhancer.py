@@ -232,8 +232,15 @@ def validate(
             sums[f"count_x{s}"] = sums.get(f"count_x{s}", 0.0) + 1
             if grid_path is not None and env.rank == 0 and i == 0 and s == scales[0]:
                 save_grid(grid_path, lr, bicubic, sr, hr)
-    names = sorted(sums)
-    totals = dict(zip(names, common.all_reduce_sum([sums[k] for k in names], env.device)))
+    # The same keys in the same order on every worker, even one that got no image.
+    names = [f"count_x{s}" for s in scales] + [
+        f"{prefix}_{k}_x{s}"
+        for prefix in ("val", "bicubic")
+        for k in (keys if scorer is not None else keys[:-1])
+        for s in scales
+    ]
+    reduced = common.all_reduce_sum([sums.get(k, 0.0) for k in names], env.device)
+    totals = dict(zip(names, reduced, strict=True))
     metrics: dict[str, float] = {}
     for prefix in ("val", "bicubic"):
         for k in keys:
