@@ -72,9 +72,11 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
         "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
         f"--dashboard-port={dash_port}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
     ]  # fmt: skip
+    # As on a cluster node whose environment is activated: `python` in a job is this venv's.
+    head_env = {**os.environ, "PATH": f"{ray_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy()
+            cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=head_env
         )
     try:
         _wait_for_port(gcs_port, 90, proc, log)
