@@ -1,0 +1,313 @@
+"""Inference: seamless tiled super-resolution, geometric self-ensemble and NIMA scoring.
+
+Images are float32 (N, 3, H, W) tensors in [0, 1]. Tiling bounds memory for large images without
+changing the result: every tile is run with a margin of the model's receptive radius, so the part
+of the tile that is kept sees exactly the pixels it would see in the whole image. The optional
+fast path runs convolutions in channels_last layout under bfloat16 autocast where the hardware
+computes bfloat16 natively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["FastMode", "enhance", "fast_path_supported", "prepare_model", "score"]
+
+FastMode = bool | Literal["auto"]
+
+# CPU feature flags (Linux /proc/cpuinfo names) for native bfloat16 dot products: AVX-512 BF16
+# (vdpbf16ps) or AMX tiles. torch.backends.cpu.get_cpu_capability() reports only "AVX512" on
+# torch 2.14, with or without them, so the flags are read directly.
+_NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+def fast_path_supported(device: torch.device | str) -> bool:
+    """Whether channels_last + bfloat16 autocast is expected to be fast and native on ``device``.
+
+    CPU: oneDNN is available and the CPU has AVX-512 BF16 or AMX-BF16 (read from
+    ``/proc/cpuinfo``; False where that file does not exist). CUDA: the GPU computes bfloat16
+    natively (Ampere or newer). Any other device: False.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and bool(_cpu_flags() & _NATIVE_BF16_CPU_FLAGS)
+    return False
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return frozenset()
+
+
+def prepare_model(
+    model: nn.Module, device: torch.device | str = "cpu", fast: FastMode = "auto"
+) -> nn.Module:
+    """Move ``model`` to ``device`` in eval mode; with the fast path, convert its 4-D weights to
+    channels_last so convolutions need no layout conversion per call. Returns the same module."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if _resolve_fast(fast, device):
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def enhance(
+    model: nn.Module,
+    x: torch.Tensor,
+    scale: int | None = None,
+    tile_size: int | None = None,
+    tile_overlap: int | None = None,
+    self_ensemble: bool = False,
+    fast: FastMode = "auto",
+) -> torch.Tensor:
+    """Run a super-resolution / restoration model: (N, 3, H, W) -> (N, 3, H*s, W*s), float32 in
+    [0, 1] (clamped), on ``x``'s device.
+
+    Args:
+        model: an EDSR-like model (``forward(x)``, attribute ``scale``) or an MDSR-like one
+            (``forward(x, scale)``, attribute ``scales``); both carry ``receptive_radius``.
+        x: float images in [0, 1]; they may live on another device than the model (only tiles
+            are moved).
+        scale: the upscaling factor; required for a multi-scale model with several ``scales``,
+            optional (but checked) for a single-scale one.
+        tile_size: process the image in tiles of at most ``tile_size`` x ``tile_size`` input
+            pixels (plus the overlap on each side); None or a size >= the image disables tiling.
+            Tiles are spread evenly, so every tile has about the same size.
+        tile_overlap: margin in input pixels added on each side of a tile and thrown away
+            afterwards; defaults to ``model.receptive_radius``, with which the tiled output
+            equals the untiled one up to float rounding (zero padding at the image border is the
+            same in both, because a tile's outer edge there is the image edge).
+        self_ensemble: average the outputs for the 8 flips/rotations of the input, each mapped
+            back ("geometric self-ensemble", EDSR+ in Lim et al. 2017; 8x the compute).
+        fast: True: channels_last + bfloat16 autocast; False: float32 NCHW; "auto": fast when
+            :func:`fast_path_supported` says so for the model's device.
+
+    The output is assembled in one preallocated tensor and each tile runs under
+    ``torch.inference_mode``, so no autograd graph is kept; the result is an ordinary tensor.
+    """
+    _check_image_batch(x, "x")
+    scale, forward = _bind_scale(model, scale)
+    overlap = _resolve_overlap(model, tile_size, tile_overlap)
+    device = _model_device(model)
+    run_tile = functools.partial(
+        _run_forward, forward, device=device, fast=_resolve_fast(fast, device)
+    )
+
+    n, channels, height, width = x.shape
+    out_shape = (n, channels, height * scale, width * scale)
+    out = torch.empty(out_shape, dtype=torch.float32, device=x.device)
+    with _eval_mode(model), torch.inference_mode():
+        if not self_ensemble:
+            _forward_tiled(run_tile, x, scale, tile_size, overlap, out)
+        else:
+            out.zero_()
+            for rotations, flip in _DIHEDRAL_GROUP:
+                view = _dihedral(x, rotations, flip)
+                view_shape = (n, channels, view.shape[2] * scale, view.shape[3] * scale)
+                view_out = torch.empty(view_shape, dtype=torch.float32, device=x.device)
+                _forward_tiled(run_tile, view, scale, tile_size, overlap, view_out)
+                out += _dihedral_inverse(view_out, rotations, flip)
+            out /= len(_DIHEDRAL_GROUP)
+        out.clamp_(0.0, 1.0)
+    return out
+
+
+def score(
+    scorer: nn.Module, x: torch.Tensor, resize: int | None = 224, fast: FastMode = False
+) -> torch.Tensor:
+    """NIMA score distributions: (N, 3, H, W) in [0, 1] -> probabilities (N, 10) over the
+    buckets 1..10, float32 on ``x``'s device.
+
+    ``resize``: images are resized to ``resize`` x ``resize`` (bilinear with antialiasing, aspect
+    ratio not kept), the input size of the NIMA networks (Talebi & Milanfar 2018 feed 224 x 224
+    crops); None keeps the size. ``fast`` as in :func:`enhance`; off by default so that scores
+    used as metrics do not depend on the machine.
+    """
+    _check_image_batch(x, "x")
+    if resize is not None and resize < 1:
+        raise ValueError(f"resize must be a positive size or None, got {resize}")
+    device = _model_device(scorer)
+    use_fast = _resolve_fast(fast, device)
+    with _eval_mode(scorer), torch.inference_mode():
+        images = x.to(device=device, dtype=torch.float32)
+        if resize is not None and images.shape[-2:] != (resize, resize):
+            images = F.interpolate(
+                images, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True
+            )
+        probs = _run_forward(scorer, images, device=device, fast=use_fast)
+    return probs.to(x.device).clone()  # clone outside inference mode -> an ordinary tensor
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _check_image_batch(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] < 1 or x.shape[3] < 1:
+        raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {x.dtype}")
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """Put every submodule in eval mode, then restore each one's own previous mode."""
+    previous_modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for module, training in previous_modes:
+            module.training = training
+
+
+def _resolve_fast(fast: FastMode, device: torch.device) -> bool:
+    if fast == "auto":
+        return fast_path_supported(device)
+    if isinstance(fast, bool):
+        return fast
+    raise ValueError(f"fast must be True, False or 'auto', got {fast!r}")
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _bind_scale(
+    model: nn.Module, scale: int | None
+) -> tuple[int, Callable[[torch.Tensor], torch.Tensor]]:
+    """The upscaling factor to use and a one-argument forward function for it."""
+    model_scales = getattr(model, "scales", None)
+    if model_scales is not None:  # multi-scale model (MDSR): forward(x, scale)
+        model_scales = tuple(model_scales)
+        if scale is None:
+            if len(model_scales) != 1:
+                raise ValueError(f"model serves scales {model_scales}; pass scale=")
+            scale = model_scales[0]
+        if scale not in model_scales:
+            raise ValueError(f"scale {scale!r} is not among the model's scales {model_scales}")
+        return scale, functools.partial(model, scale=scale)
+    model_scale = getattr(model, "scale", None)
+    if not isinstance(model_scale, int):
+        raise ValueError(
+            f"{type(model).__name__} has neither an int `scale` nor `scales` attribute"
+        )
+    if scale is not None and scale != model_scale:
+        raise ValueError(f"scale {scale!r} requested from a model with fixed scale {model_scale}")
+    return model_scale, model
+
+
+def _resolve_overlap(model: nn.Module, tile_size: int | None, tile_overlap: int | None) -> int:
+    if tile_size is not None and (isinstance(tile_size, bool) or tile_size < 1):
+        raise ValueError(f"tile_size must be a positive int or None, got {tile_size!r}")
+    if tile_overlap is not None:
+        if tile_overlap < 0:
+            raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
+        return tile_overlap
+    radius = getattr(model, "receptive_radius", None)
+    if radius is None:
+        if tile_size is None:
+            return 0
+        raise ValueError(
+            f"{type(model).__name__} has no receptive_radius attribute; pass tile_overlap="
+        )
+    return int(radius)
+
+
+def _run_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    *,
+    device: torch.device,
+    fast: bool,
+) -> torch.Tensor:
+    """Move ``images`` to ``device``, run ``forward``, return float32 (bf16 autocast if fast)."""
+    images = images.to(device=device, dtype=torch.float32, non_blocking=True)
+    if not fast:
+        return forward(images).float()
+    images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        return forward(images).float()
+
+
+def _tile_spans(length: int, tile_size: int | None) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into the fewest near-equal spans of at most ``tile_size``."""
+    if tile_size is None or tile_size >= length:
+        return [(0, length)]
+    count = math.ceil(length / tile_size)
+    bounds = [i * length // count for i in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _forward_tiled(
+    run_tile: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    scale: int,
+    tile_size: int | None,
+    overlap: int,
+    out: torch.Tensor,
+) -> None:
+    """Fill ``out`` (N, C, H*scale, W*scale) with the model output for ``x`` (N, C, H, W).
+
+    Each tile covers the core ``[y0, y1) x [x0, x1)`` and is computed from the window grown by
+    ``overlap`` on each side, clipped to the image; only the core's output is kept.
+    """
+    height, width = x.shape[-2:]
+    for y0, y1 in _tile_spans(height, tile_size):
+        top, bottom = max(0, y0 - overlap), min(height, y1 + overlap)
+        for x0, x1 in _tile_spans(width, tile_size):
+            left, right = max(0, x0 - overlap), min(width, x1 + overlap)
+            tile_out = run_tile(x[:, :, top:bottom, left:right])
+            expected = (x.shape[0], out.shape[1], (bottom - top) * scale, (right - left) * scale)
+            if tuple(tile_out.shape) != expected:
+                raise ValueError(
+                    f"model output has shape {tuple(tile_out.shape)}, expected {expected} "
+                    f"for an input of shape {tuple(x[:, :, top:bottom, left:right].shape)} "
+                    f"at scale {scale}"
+                )
+            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = tile_out[
+                :,
+                :,
+                (y0 - top) * scale : (y1 - top) * scale,
+                (x0 - left) * scale : (x1 - left) * scale,
+            ]
+
+
+# The 8 symmetries of the square as (quarter turns, horizontal flip after turning).
+_DIHEDRAL_GROUP: tuple[tuple[int, bool], ...] = tuple(
+    (rotations, flip) for rotations in range(4) for flip in (False, True)
+)
+
+
+def _dihedral(x: torch.Tensor, rotations: int, flip: bool) -> torch.Tensor:
+    turned = torch.rot90(x, rotations, dims=(-2, -1))
+    return turned.flip(-1) if flip else turned
+
+
+def _dihedral_inverse(y: torch.Tensor, rotations: int, flip: bool) -> torch.Tensor:
+    if flip:
+        y = y.flip(-1)
+    return torch.rot90(y, -rotations, dims=(-2, -1))
