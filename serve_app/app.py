@@ -1,0 +1,111 @@
+"""Assembling the Ray Serve application from a :class:`ServiceConfig`.
+
+Three ways to run it, all reading the same settings:
+
+- ``nie serve --config serve_app/serve_config.yaml`` (``serve_app.cli.run_serve``);
+- ``serve run serve_app/serve_config.yaml`` or ``serve deploy serve_app/serve_config.yaml``,
+  whose application names ``import_path: serve_app.app:build`` with the service settings as
+  ``args``;
+- ``serve run serve_app.app:build config=my_service.yaml allow_untrained=true`` (args on the
+  command line; string values are parsed like ``key=value`` overrides).
+
+Before anything is deployed, :func:`build_app` checks that every configured model exists, so a
+missing checkpoint or registry entry is one clear error at start-up (unless ``allow_untrained``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ray.serve import Application
+
+from serve_app.api import ApiIngress
+from serve_app.config import ServiceConfig, service_config_from_args
+from serve_app.deployments import (
+    Enhancer,
+    Scorer,
+    enhancer_settings,
+    enhancer_user_config,
+    scorer_settings,
+    scorer_user_config,
+)
+from serve_app.loading import REGISTRY_PREFIX, ModelUnavailableError, resolve_source
+from serve_app.results import ResultStore
+
+__all__ = ["build", "build_app", "check_sources"]
+
+
+def check_sources(config: ServiceConfig) -> list[str]:
+    """Check every model source (weights are not read); returns warnings for sources that will
+    fall back to random weights. Raises :class:`ModelUnavailableError` listing every missing
+    source unless ``config.allow_untrained``."""
+    problems: list[str] = []
+    sources = [(f"model '{spec.name}'", spec.source, spec.arch) for spec in config.models]
+    sources.append(("scorer", config.scorer.source, "nima"))
+    for what, source, arch in sources:
+        try:
+            resolve_source(source, config.mlflow_tracking_uri)
+        except ModelUnavailableError as error:
+            problems.append(f"{what}: {error}" if source else f"{what}: no source ({arch})")
+    if problems and not config.allow_untrained:
+        raise ModelUnavailableError(
+            "no trained weights for " + "; ".join(problems) + ". Train the models (nie train "
+            "... / nie demo) and point the service config at their checkpoints or models:/ "
+            "URIs, or set allow_untrained: true to serve random weights (tests only)."
+        )
+    return [f"{problem} -> RANDOM weights (allow_untrained)" for problem in problems]
+
+
+def build_app(config: ServiceConfig) -> Application:
+    """The Serve application: ApiIngress -> {Enhancer per model, Scorer, ResultStore}.
+
+    Raises :class:`ModelUnavailableError` (see :func:`check_sources`) before deploying anything.
+    Each Enhancer's ``user_config`` is ``{"source": ...}``: a Serve config file that overrides
+    it for one deployment (``deployments: [{name: Enhancer_NAME, user_config: {source: ...}}]``)
+    and is deployed again with ``serve deploy`` swaps that model in place (``reconfigure``),
+    with the same replicas.
+    """
+    check_sources(config)
+    config = _pin_locations(config)
+    scorer = Scorer.options(
+        user_config=scorer_user_config(config), **config.scorer.replicas.deployment_options()
+    ).bind(scorer_settings(config))
+    enhancers = {
+        spec.name: Enhancer.options(
+            name=spec.deployment_name,
+            user_config=enhancer_user_config(spec),
+            **config.enhancer.deployment_options(),
+        ).bind(enhancer_settings(spec, config))
+        for spec in config.models
+    }
+    results = ResultStore.bind(config.results_max_entries, config.results_max_bytes)
+    return ApiIngress.options(**config.ingress.deployment_options()).bind(
+        config, scorer, enhancers, results
+    )
+
+
+def _pin_locations(config: ServiceConfig) -> ServiceConfig:
+    """Make relative checkpoint paths and the MLflow store absolute, as seen from here: the
+    replicas' working directory may differ from the one the config was written for."""
+    from ray_jobs.tracking import resolve_tracking_uri
+
+    def pinned(source: str) -> str:
+        if not source or source.startswith(REGISTRY_PREFIX) or not Path(source).exists():
+            return source
+        return str(Path(source).resolve())
+
+    return replace(
+        config,
+        models=tuple(replace(spec, source=pinned(spec.source)) for spec in config.models),
+        scorer=replace(config.scorer, source=pinned(config.scorer.source)),
+        mlflow_tracking_uri=resolve_tracking_uri(config.mlflow_tracking_uri),
+    )
+
+
+def build(args: dict[str, Any]) -> Application:
+    """Application builder for ``serve run`` / ``serve deploy`` (``import_path:
+    serve_app.app:build``): ``args`` holds the service settings, or ``config: FILE`` plus
+    overrides."""
+    return build_app(service_config_from_args(args))

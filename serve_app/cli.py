@@ -1,0 +1,126 @@
+"""``nie serve``, ``nie enhance`` and ``nie score`` (argument parsing lives in ``ray_jobs.cli``).
+
+``nie enhance`` and ``nie score`` run the same ``nie_core.inference`` code as the service, in
+process, without Ray. User errors raise ``ValueError`` / ``FileNotFoundError``, which the ``nie``
+entry point reports as one line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from serve_app.config import ServiceConfig, load_service_config
+
+__all__ = ["DEFAULT_SERVE_CONFIG", "run_enhance", "run_score", "run_serve", "start_service"]
+
+DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent / "serve_config.yaml"
+APP_NAME = "nie"
+
+
+def start_service(
+    config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, app_name: str = APP_NAME
+) -> str:
+    """Deploy the service on the current Ray cluster (started locally if none is connected)
+    and return its base URL. Raises ``ModelUnavailableError`` before deploying when a model is
+    missing; returns once every deployment is running."""
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_app, check_sources
+
+    for warning in check_sources(config):
+        print(f"nie serve: warning: {warning}", file=sys.stderr)
+    application = build_app(config)
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False)
+    serve.start(
+        http_options={"host": host, "port": port, "request_timeout_s": config.request_timeout_s}
+    )
+    serve.run(application, name=app_name, route_prefix="/", blocking=False)
+    return f"http://{host}:{port}"
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``nie serve``: run the service until Ctrl-C."""
+    config_path = args.config or DEFAULT_SERVE_CONFIG
+    config = load_service_config(config_path, getattr(args, "overrides", None) or ())
+    url = start_service(config, args.host, args.port)
+    print(f"NIE service running at {url}/ (API docs at {url}/docs); press Ctrl-C to stop")
+    from ray import serve
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("nie serve: stopping", file=sys.stderr)
+    finally:
+        serve.shutdown()
+    return 0
+
+
+def _existing_files(paths: Sequence[str]) -> list[Path]:
+    """The paths as ``Path``s; ``FileNotFoundError`` naming the first one that is not a file."""
+    files = [Path(p) for p in paths]
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(f"no such image file: '{path}'")
+    return files
+
+
+def run_enhance(args: argparse.Namespace) -> int:
+    """``nie enhance IMAGE... --model SRC --out DIR``: write ``STEM_TASK_xSCALE.png`` per image."""
+    from nie_core.data.images import read_image, save_image, to_tensor
+    from nie_core.inference import enhance, prepare_model
+    from serve_app.loading import load_enhancer
+
+    images = _existing_files(args.images)
+    loaded = load_enhancer(args.model, allow_untrained=getattr(args, "allow_untrained", False))
+    if not loaded.trained:
+        print(f"nie enhance: warning: RANDOM weights ({loaded.origin})", file=sys.stderr)
+    fast = False if args.no_fast else "auto"
+    model = prepare_model(loaded.module, "cpu", fast)
+    scale = args.scale if args.scale is not None else loaded.scales[0]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for path in images:
+        x = to_tensor(read_image(path)).unsqueeze(0)
+        start = time.perf_counter()
+        y = enhance(
+            model, x, scale=scale, tile_size=args.tile_size, self_ensemble=args.ensemble, fast=fast
+        )
+        seconds = time.perf_counter() - start
+        target = out_dir / f"{path.stem}_{loaded.task}_x{scale}.png"
+        save_image(target, y[0])
+        print(
+            f"{path} -> {target} ({x.shape[3]}x{x.shape[2]} -> {y.shape[3]}x{y.shape[2]}, "
+            f"{seconds:.2f} s)"
+        )
+    return 0
+
+
+def run_score(args: argparse.Namespace) -> int:
+    """``nie score IMAGE... [--model SRC]``: a table of NIMA mean and std per image. Without
+    ``--model``, the scorer of the bundled service config is used."""
+    from nie_core.data.images import read_image, to_tensor
+    from nie_core.inference import score
+    from nie_core.models.nima import mean_score, std_score
+    from serve_app.loading import load_scorer
+
+    images = _existing_files(args.images)
+    source = args.model
+    if source is None:
+        source = load_service_config(DEFAULT_SERVE_CONFIG).scorer.source
+    loaded = load_scorer(source, allow_untrained=getattr(args, "allow_untrained", False))
+    if not loaded.trained:
+        print(f"nie score: warning: RANDOM weights ({loaded.origin})", file=sys.stderr)
+    width = max(len("image"), *(len(str(p)) for p in images))
+    print(f"{'image':<{width}}  {'mean':>6}  {'std':>6}")
+    for path in images:
+        probs = score(loaded.module, to_tensor(read_image(path)).unsqueeze(0))
+        mean, std = float(mean_score(probs)[0]), float(std_score(probs)[0])
+        print(f"{str(path):<{width}}  {mean:6.3f}  {std:6.3f}")
+    return 0
