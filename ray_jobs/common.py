@@ -30,9 +30,10 @@ CHECKPOINT_FILE = "checkpoint.pt"
 # --------------------------------------------------------------------------- driver side
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
+def ensure_ray(num_cpus: int | None = None, include_dashboard: bool = False) -> None:
     """Connect to Ray: the cluster in ``$RAY_ADDRESS`` (``ray job submit`` sets it) if any,
-    else an embedded local one. A no-op when this process is already connected."""
+    else an embedded local one (with its dashboard when ``include_dashboard``, as ``nie demo``
+    asks). A no-op when this process is already connected."""
     import ray
 
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -42,7 +43,7 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
+        ray.init(num_cpus=num_cpus, include_dashboard=include_dashboard, log_to_driver=True)
 
 
 def scaling_config(scaling: Any):
@@ -312,10 +313,12 @@ def run_job(
     job_dict: dict,
     registered: str | None,
     tags: Mapping[str, str],
+    callbacks: list | None = None,
 ) -> TrainResult:
     """Open (or resume) the MLflow run, fit on Ray Train, then log and register the best model.
 
     ``cfg`` is a resolved job config with ``run``, ``scaling`` and ``tracking`` sections.
+    ``callbacks`` go to the trainer's ``RunConfig`` (a Tune trial passes its report callback).
     """
     from nie_core.checkpoint import load_model
 
@@ -332,7 +335,7 @@ def run_job(
     loop_config = {"job": job_dict, "mlflow_run_id": run_id, "tracking_uri": uri,
                    "run_dir": str(folder)}  # fmt: skip
     try:
-        result = fit(loop, loop_config, cfg.run, cfg.scaling, cfg.run.name)
+        result = fit(loop, loop_config, cfg.run, cfg.scaling, cfg.run.name, callbacks)
     except BaseException:
         tracking.finish_run(uri, run_id, status="FAILED")
         raise

@@ -8,7 +8,7 @@ unknown keys and wrong types are errors that name the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 # --------------------------------------------------------------------------- shared pieces
 
@@ -150,3 +150,37 @@ class NimaJobConfig:
     )
     scaling: ScalingSettings = field(default_factory=ScalingSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
+
+
+# --------------------------------------------------------------------------- tune
+
+
+@dataclass(frozen=True)
+class TuneJobConfig:
+    """A Ray Tune sweep whose trials are enhancer jobs (``nie tune``).
+
+    ``space`` maps dotted ``EnhancerJobConfig`` keys to one distribution each:
+    ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{randint: [lo, hi]}`` (inclusive),
+    ``{choice: [a, b, ...]}`` or ``{grid: [a, b, ...]}``. It is merged over the default space
+    (``loss.gamma`` uniform on [0, 1], ``optim.lr`` log-uniform on [1e-5, 1e-3]); ``null`` drops
+    a default key. Objectives name a metric: ``psnr`` (val_psnr_y), ``nima`` (val_nima_mean),
+    ``ssim`` (val_ssim_y), ``psnr_rgb`` (val_psnr_rgb) or one of those metric names; all are
+    maximised.
+    """
+
+    job: EnhancerJobConfig = field(default_factory=EnhancerJobConfig)  # every trial's base config
+    # dotted key (or section) -> distribution (or {field: distribution}); merged over the default
+    space: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    strategy: Literal["asha", "pareto", "grid"] = "asha"  # ASHA | Optuna multi-objective | grid
+    objective: str | dict[str, float] = "psnr"  # asha/grid, and the best config: a weighted sum
+    pareto_objectives: tuple[str, str] = ("psnr", "nima")  # fidelity vs aesthetics, both maximised
+    num_samples: int | None = None  # trials (None: 8); with grid values: passes over the grid (1)
+    max_concurrent_trials: int = 2  # 2 trials of 1 CPU fill the 2-core baseline
+    trial_cpus: float = 0.0  # CPUs of each trial's driver actor (its Train workers use scaling)
+    asha_grace_epochs: int = 1  # ASHA: epochs every trial runs before it can be stopped
+    asha_reduction_factor: int = 2  # ASHA: keep 1/factor of the trials at each rung
+    seed: int = 0  # seed of Optuna's sampler
+    name: str = ""  # sweep name; rerunning with the same name resumes. "" derives one
+    storage_path: str = "runs/tune"  # the sweep lives in storage_path/name
+    experiment: str = "nie-tune"  # MLflow experiment of the parent run and its trial runs
+    fail_first_trials: int = 0  # testing aid: the first N trials to start crash once

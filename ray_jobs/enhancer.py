@@ -426,11 +426,13 @@ def train_loop(config: dict) -> dict:
 # --------------------------------------------------------------------------- driver
 
 
-def train_enhancer(cfg: EnhancerJobConfig) -> common.TrainResult:
+def train_enhancer(cfg: EnhancerJobConfig, callbacks: list | None = None) -> common.TrainResult:
     """Train an enhancer on Ray Train and track it in MLflow; see the module docstring.
 
     Checks the config, data and scorer before starting any worker. Rerunning with the same
     ``run.name`` resumes from the latest checkpoint and continues the same MLflow run.
+    ``callbacks``: Ray Train callbacks for the trainer's ``RunConfig`` (e.g. Tune's
+    ``TuneReportCallback`` when the job runs as a Tune trial).
     """
     cfg = resolve(cfg)
     check(cfg)
@@ -445,4 +447,5 @@ def train_enhancer(cfg: EnhancerJobConfig) -> common.TrainResult:
             "nie.task": cfg.data.task,
             "nie.gamma": str(cfg.loss.gamma),
         },
+        callbacks=callbacks,
     )
