@@ -187,7 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nie`` console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may follow options (`nie train enhancer --config X loss.gamma=0.4`); argparse
+    # stops filling a positional list once an option follows the first positional.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if hasattr(args, "overrides") and all("=" in w and not w.startswith("-") for w in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         status = args.handler(args)
     except KeyboardInterrupt:

@@ -85,6 +85,55 @@ def freeze_scorer(model: nn.Module) -> nn.Module:
     return model
 
 
+class StridedDepthwiseConv2d(nn.Conv2d):
+    """A strided depthwise ``nn.Conv2d`` that computes in float32 under CPU bfloat16 autocast.
+
+    On CPU, torch 2.14's bfloat16 kernel for the input gradient of a depthwise convolution
+    with stride > 1 is 20-50x slower than the float32 one (about 20 ms against 0.2 ms for a
+    16 x 576 x 6 x 6 map), which made these four layers of MnasNet most of the cost of
+    back-propagating the aesthetic loss through NIMA. Same parameters and state dict keys as
+    ``nn.Conv2d``; elsewhere (no autocast, CUDA) it is an ordinary convolution. Its output is
+    float32 under autocast; the next convolution casts back to bfloat16.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
+def _use_float32_strided_depthwise(module: nn.Module) -> None:
+    """Swap every strided depthwise conv below ``module`` for a
+    :class:`StridedDepthwiseConv2d` holding the same parameters (in place)."""
+    for name, child in module.named_children():
+        is_depthwise = (
+            type(child) is nn.Conv2d
+            and child.groups > 1
+            and child.groups == child.in_channels == child.out_channels
+        )
+        if is_depthwise and max(child.stride) > 1:
+            replacement = StridedDepthwiseConv2d(
+                child.in_channels,
+                child.out_channels,
+                child.kernel_size,
+                stride=child.stride,
+                padding=child.padding,
+                dilation=child.dilation,
+                groups=child.groups,
+                bias=child.bias is not None,
+                padding_mode=child.padding_mode,
+                device=child.weight.device,
+                dtype=child.weight.dtype,
+            )
+            replacement.weight = child.weight
+            if child.bias is not None:
+                replacement.bias = child.bias
+            setattr(module, name, replacement)
+        else:
+            _use_float32_strided_depthwise(child)
+
+
 def _build_backbone(spec: _BackboneSpec, name: str, imagenet: bool) -> nn.Module:
     """The torchvision classifier ``name``, with ImageNet weights when ``imagenet``.
 
@@ -117,7 +166,17 @@ def _nima(*, backbone: str, weights: str | os.PathLike[str] | None, dropout: flo
     spec = _BACKBONE_SPECS[backbone]
     classifier = _build_backbone(spec, backbone, imagenet)
     num_features = next(m for m in classifier.modules() if isinstance(m, nn.Linear)).in_features
-    model = NIMA(getattr(classifier, spec.features_attr), num_features, dropout)
+    features = getattr(classifier, spec.features_attr)
+    if not imagenet:
+        # MnasNet's BatchNorm momentum is 0.0003 (TF's 0.9997 decay, tuned for long ImageNet
+        # runs). Trained from scratch for a few hundred steps, its running statistics would
+        # stay near their initial values and in eval mode every image would get the same
+        # score; PyTorch's usual 0.1 lets them follow the data.
+        for module in features.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
+    _use_float32_strided_depthwise(features)
+    model = NIMA(features, num_features, dropout)
     if weights is not None and not imagenet:
         load_state_dict_strict(model, read_state_dict(weights))
     return model

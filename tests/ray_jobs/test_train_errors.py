@@ -71,3 +71,11 @@ def test_nima_checkpoint_of_another_architecture(capsys, sample_data, tmp_path: 
     status, line = run_train(capsys, "enhancer", f"data.root={sample_data['div2k']}",
                              "loss.gamma=0.4", f"loss.nima_checkpoint={lying}")  # fmt: skip
     assert status == 2 and "do not fit" in line
+
+
+def test_overrides_may_follow_the_config_option(capsys, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("run:\n  epochs: 1\n")
+    status, line = run_train(capsys, "enhancer", "--config", str(recipe),
+                             f"data.root={tmp_path / 'nope'}")  # fmt: skip
+    assert status == 2 and "nope" in line  # the override was applied, not rejected

@@ -1,0 +1,204 @@
+"""``nie demo`` end to end in --fast mode on the session's Ray cluster: the MLflow store holds the
+runs and registered models, the summary and the report are written, a second call reuses every
+stage, and the service deployed with the demo's models answers."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ray_jobs.demo import StageResult, config_hash, run_stage
+
+STAGES = ("nima", "l2", "hybrid", "sweep")  # --fast leaves out the MDSR run
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- stage reuse (no Ray)
+
+
+def test_run_stage_reuses_resumes_and_restarts(tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "job"
+    calls: list[str] = []
+
+    def train(tag: str):
+        def run() -> dict:
+            calls.append(tag)
+            (folder / "best").mkdir(parents=True, exist_ok=True)
+            (folder / "best" / "checkpoint.pt").write_text(tag)
+            return {"checkpoint_dir": str(folder / "best"), "tag": tag}
+
+        return run
+
+    logs: list[str] = []
+    first = run_stage("job", folder, {"lr": 1}, "best/checkpoint.pt", train("a"), log=logs.append)
+    assert calls == ["a"] and not first.reused and first.result["tag"] == "a"
+
+    again = run_stage("job", folder, {"lr": 1}, "best/checkpoint.pt", train("b"), log=logs.append)
+    assert calls == ["a"] and again.reused and again.result == first.result
+    assert again.config_hash == first.config_hash
+
+    # Another upstream (e.g. a retrained NIMA) or other settings: the folder starts afresh.
+    (folder / "stale.txt").write_text("from the old run")
+    other = run_stage("job", folder, {"lr": 1}, "best/checkpoint.pt", train("c"),
+                      upstream=["new-nima"], log=logs.append)  # fmt: skip
+    assert calls == ["a", "c"] and not other.reused
+    assert not (folder / "stale.txt").exists()
+
+    # An interrupted attempt with the same settings keeps its folder (the job resumes from it).
+    digest = config_hash({"lr": 2})
+    (folder / "demo_stage.json").write_text(json.dumps({"config_hash": digest, "finished": False}))
+    (folder / "checkpoint_epoch_1").mkdir()
+    resumed = run_stage("job", folder, {"lr": 2}, "best/checkpoint.pt", train("d"),
+                        log=logs.append)  # fmt: skip
+    assert calls == ["a", "c", "d"] and not resumed.reused
+    assert (folder / "checkpoint_epoch_1").is_dir()
+    assert any("resuming" in line for line in logs)
+
+    # A finished marker whose result files are gone is not trusted.
+    (folder / "best" / "checkpoint.pt").unlink()
+    run_stage("job", folder, {"lr": 2}, "best/checkpoint.pt", train("e"), log=logs.append)
+    assert calls == ["a", "c", "d", "e"]
+
+
+def test_config_hash_follows_config_and_upstream() -> None:
+    base = config_hash({"a": {"b": 1}, "c": [1, 2]})
+    assert base == config_hash({"c": [1, 2], "a": {"b": 1}})  # key order does not matter
+    assert base != config_hash({"a": {"b": 2}, "c": [1, 2]})
+    assert base != config_hash({"a": {"b": 1}, "c": [1, 2]}, upstream=["x"])
+    assert len(base) == 16
+
+
+# --------------------------------------------------------------------------- the whole demo
+
+
+@pytest.fixture(scope="module")
+def fast_demo(ray_cluster, tmp_path_factory):
+    """One ``nie demo --fast`` on the session cluster (reused by every test below)."""
+    from ray_jobs.demo import run_demo
+
+    return run_demo(tmp_path_factory.mktemp("demo"), fast=True)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(fast_demo.layout.tracking_uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    assert {"nie-nima", "nie-enhancer", "nie-tune"} <= set(experiments)
+
+    stages = fast_demo.stages
+    assert set(stages) == set(STAGES)
+    assert all(isinstance(s, StageResult) and not s.reused for s in stages.values())
+    enhancer_runs = client.search_runs([experiments["nie-enhancer"]])
+    by_name = {r.info.run_name: r for r in enhancer_runs}
+    assert set(by_name) == {stages[k].result["run_name"] for k in ("l2", "hybrid")}
+    assert all(r.info.status == "FINISHED" for r in enhancer_runs)
+    assert by_name[stages["l2"].result["run_name"]].data.params["loss.gamma"] == "0.0"
+    assert by_name[stages["hybrid"].result["run_name"]].data.params["loss.gamma"] == "0.4"
+    for run in enhancer_runs:
+        assert {"val_psnr_y", "bicubic_psnr_y", "val_nima_mean", "train_loss"} <= set(
+            run.data.metrics
+        )
+
+    # The sweep: a parent run with one nested trial run per gamma.
+    sweep = stages["sweep"].result
+    trials = client.search_runs(
+        [experiments["nie-tune"]],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep['mlflow_run_id']}'",
+    )
+    assert sorted(float(t.data.params["loss.gamma"]) for t in trials) == [0.0, 0.4]
+    assert Path(sweep["table"]).is_file()
+
+    # Registered models, the alias pointing at the demo's runs.
+    registered = {m.name for m in client.search_registered_models()}
+    assert {"nie-nima-mnasnet0_5", "nie-edsr_baseline-x2-sr-l2",
+            "nie-edsr_baseline-x2-sr-hybrid"} <= registered  # fmt: skip
+    for key in ("nima", "l2", "hybrid"):
+        result = stages[key].result
+        version = client.get_model_version_by_alias(result["registered_name"], "latest-run")
+        assert version.run_id == result["mlflow_run_id"]
+        assert (Path(result["checkpoint_dir"]) / "checkpoint.pt").is_file()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_demo_summary_and_report(fast_demo) -> None:
+    items = fast_demo.summary
+    assert [a.image for a in items] == ["0801", "0802", "0803", "0804"]  # every validation image
+    for item in items:
+        assert set(item.psnr_y) == {"bicubic", "baseline", "hybrid"}
+        assert 20.0 < item.psnr_y["bicubic"] < 45.0
+        assert set(item.nima_mean) == {"bicubic", "baseline", "hybrid", "reference"}
+        assert all(1.0 <= v <= 10.0 for v in item.nima_mean.values())
+    table = fast_demo.summary_table.splitlines()
+    assert [line.split()[0] for line in table[2:6]] == ["bicubic", "EDSR-baseline", "EDSR-baseline",
+                                                        "reference"]  # fmt: skip
+    summary = json.loads((fast_demo.layout.runs / "demo_summary.json").read_text())
+    assert summary["images"] == ["0801", "0802", "0803", "0804"]
+
+    report = fast_demo.report
+    text = report.read_text()
+    for figure in ("psnr_by_gamma_sr.png", "training_by_epoch_sr.png", "outputs_sr.png"):
+        assert (report.parent / figure).read_bytes()[:8] == PNG_MAGIC
+        assert figure in text
+    assert "demo-edsr_baseline-x2-hybrid" in text  # the by-epoch table names the runs
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_second_demo_run_reuses_every_stage(fast_demo, capsys) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from ray_jobs.cli import main
+
+    client = MlflowClient(fast_demo.layout.tracking_uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs_before = len(client.search_runs(experiments))
+    capsys.readouterr()
+    status = main(["demo", "--fast", "--no-serve", "--workdir", str(fast_demo.layout.workdir)])
+    out, err = capsys.readouterr()
+    assert status == 0
+    assert err.count("reusing the finished run") == len(STAGES)
+    assert len(client.search_runs(experiments)) == runs_before  # nothing was trained again
+    assert fast_demo.summary_table in out  # the same models give the same table
+    assert "mlflow ui --backend-store-uri " + fast_demo.layout.tracking_uri in out
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_demo_service_answers(fast_demo) -> None:
+    import httpx
+    from ray import serve
+
+    from ray_jobs.demo import start_demo_service
+    from tests.conftest import free_port
+
+    url = start_demo_service(fast_demo, port=free_port())
+    try:
+        models = httpx.get(f"{url}/v1/models", timeout=60).json()
+        names = {m["name"]: m for m in models["models"]}
+        assert set(names) == {"edsr_x2_baseline", "edsr_x2_hybrid"}
+        assert names["edsr_x2_hybrid"]["origin"].startswith(
+            "models:/nie-edsr_baseline-x2-sr-hybrid/"
+        )
+        assert models["scorer"]["trained"] is True
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (20, 16), (120, 60, 200)).save(buffer, format="PNG")
+        response = httpx.post(
+            f"{url}/v1/enhance",
+            files={"image": ("in.png", buffer.getvalue(), "image/png")},
+            data={"model": "edsr_x2_hybrid"},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        with Image.open(io.BytesIO(response.content)) as out:
+            assert out.format == "PNG" and out.size == (40, 32)
+    finally:
+        serve.shutdown()
