@@ -152,6 +152,9 @@ def score(
             images = F.interpolate(
                 images, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True
             )
+        # channels_last in float32 too: MnasNet-NIMA runs about twice as fast on CPU for a batch
+        # of 16 (its outputs matched the NCHW ones bit for bit in bench/ measurements).
+        images = images.contiguous(memory_format=torch.channels_last)
         probs = _run_forward(scorer, images, device=device, fast=use_fast)
     return probs.to(x.device).clone()  # clone outside inference mode -> an ordinary tensor
 

@@ -1,0 +1,339 @@
+"""What every benchmark shares: interleaved timing, matmul peaks, FLOP counting, result files.
+
+Timing on a shared machine: other processes only ever add time, so each candidate's *minimum*
+over several rounds is its best estimate, and candidates are run in turn within each round
+(interleaved), so that a busy phase of the machine slows all of them alike. Ratios of minima
+taken in one run are what the benchmarks report and check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+QUICK_RESULTS_DIR = Path(tempfile.gettempdir()) / "nie-bench-quick"
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall-clock seconds of the repetitions of one candidate."""
+
+    samples: tuple[float, ...]
+
+    @property
+    def best(self) -> float:
+        """The minimum: the run least disturbed by other processes."""
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+
+def time_interleaved(
+    candidates: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, Timing]:
+    """Time each candidate ``repeats`` times, one round at a time.
+
+    Every candidate first runs ``warmup`` times untimed (allocator, oneDNN kernel selection).
+    Then each round runs every candidate once, in order. Returns a ``Timing`` per name.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        for run in candidates.values():
+            run()
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            start = time.perf_counter()
+            run()
+            samples[name].append(time.perf_counter() - start)
+    return {name: Timing(tuple(values)) for name, values in samples.items()}
+
+
+def matmul_candidates(
+    flops_per_call: float = 0.0, size: int = 2048
+) -> dict[str, tuple[Callable[[], object], float]]:
+    """Square ``size`` x ``size`` matrix products in bfloat16 and float32 on all of torch's
+    threads, as ``{name: (run, flops)}``; their rate is the machine's practical peak.
+
+    One call runs as many products as make about ``flops_per_call`` FLOPs (at least one), so
+    that a peak measurement lasts about as long as the work it is compared with and is as
+    exposed to other processes. A product of two n x n matrices is 2 n^3 FLOPs (a multiply-add
+    counts as 2).
+    """
+    product_flops = 2.0 * size**3
+    products = max(1, round(flops_per_call / product_flops))
+    generator = torch.Generator().manual_seed(0)
+    candidates: dict[str, tuple[Callable[[], object], float]] = {}
+    for dtype, name in ((torch.bfloat16, "matmul_bf16"), (torch.float32, "matmul_fp32")):
+        a = torch.randn(size, size, generator=generator).to(dtype)
+        b = torch.randn(size, size, generator=generator).to(dtype)
+        out = torch.empty(size, size, dtype=dtype)
+
+        def run(a: torch.Tensor = a, b: torch.Tensor = b, out: torch.Tensor = out) -> None:
+            for _ in range(products):
+                torch.matmul(a, b, out=out)
+
+        candidates[name] = (run, products * product_flops)
+    return candidates
+
+
+# --------------------------------------------------------------------------- FLOPs
+
+
+def conv_flops(model: nn.Module, *args: Any, **kwargs: Any) -> int:
+    """FLOPs of the convolutions (and linear layers) in one ``model(*args, **kwargs)`` call.
+
+    A convolution costs ``2 * C_in / groups * C_out * k_h * k_w * H_out * W_out`` per image
+    (a multiply-add counted as 2 FLOPs); elementwise work (ReLU, residual adds, mean shifts,
+    pixel shuffles) is not counted. The model is copied to the ``meta`` device, so nothing is
+    computed; tensor arguments are replaced by meta tensors of the same shape.
+    """
+    meta_model = copy.deepcopy(model).to("meta")
+    total = 0
+
+    def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, nn.Conv2d):
+            kernel = module.kernel_size[0] * module.kernel_size[1]
+            per_output = 2 * module.in_channels // module.groups * kernel
+            total += per_output * output.numel()
+        elif isinstance(module, nn.Linear):
+            total += 2 * module.in_features * output.numel()
+
+    handles = [
+        module.register_forward_hook(count)
+        for module in meta_model.modules()
+        if isinstance(module, nn.Conv2d | nn.Linear)
+    ]
+    to_meta = lambda v: v.to("meta") if isinstance(v, torch.Tensor) else v  # noqa: E731
+    try:
+        with torch.no_grad():
+            meta_model(*map(to_meta, args), **{k: to_meta(v) for k, v in kwargs.items()})
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _cpuinfo_field(key: str) -> str | None:
+    """The value of the first ``key : value`` line of ``/proc/cpuinfo`` (None if absent)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key:
+                return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers were measured on (CPU, threads, library versions, load)."""
+    from nie_core.inference import fast_path_supported
+
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return {
+        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
+        "fast_path_cpu": fast_path_supported("cpu"),
+        "cuda": torch.cuda.is_available(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def machine_line(info: Mapping[str, Any]) -> str:
+    """One line for a Markdown table's caption."""
+    bf16 = ", ".join(info["cpu_bf16"]) or "no native bf16"
+    gpu = "CUDA" if info["cuda"] else "no GPU"
+    return (
+        f"{info['cpu']}, {info['logical_cpus']} logical CPUs ({info['torch_threads']} torch "
+        f"threads), {bf16}, {gpu}; torch {info['torch']}, Python {info['python']}; "
+        f"1-min load average {info['load_average_1min']} at the start"
+    )
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (``ru_maxrss`` is in KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Temporarily run torch on ``count`` intra-op threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Target:
+    """One of the issue's targets: ``value <op> limit``."""
+
+    name: str
+    value: float
+    limit: float
+    op: Literal["<=", ">="]
+    unit: str = ""
+
+    @property
+    def met(self) -> bool:
+        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+
+
+@dataclass
+class BenchResult:
+    """A benchmark's table, its targets and the raw numbers behind them."""
+
+    name: str
+    title: str
+    headers: list[str]
+    rows: list[list[Any]]
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
+    quick: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["targets"] = [{**asdict(t), "met": t.met} for t in self.targets]
+        return data
+
+    def to_markdown(self, heading_level: int = 2) -> str:
+        lines = [f"{'#' * heading_level} {self.title}", ""]
+        lines += markdown_table(self.headers, self.rows)
+        if self.targets:
+            lines += [""]
+            lines += markdown_table(
+                ["target", "measured", "limit", "met"],
+                [
+                    [t.name, f"{format_number(t.value)}{t.unit}", f"{t.op} {t.limit:g}{t.unit}",
+                     "yes" if t.met else "**no**"]
+                    for t in self.targets
+                ],
+            )  # fmt: skip
+        if self.notes:
+            lines += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def format_number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    magnitude = abs(value)
+    if magnitude == 0 or 0.01 <= magnitude < 10:
+        return f"{value:.3g}" if magnitude >= 1 else f"{value:.3f}"
+    if magnitude < 0.01:
+        return f"{value:.2e}"
+    return f"{value:,.1f}" if magnitude < 1000 else f"{value:,.0f}"
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(format_number(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def write_result(result: BenchResult, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
+    """Write ``<out_dir>/<name>.json`` and ``<name>.md``; returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / f"{result.name}.json"
+    md_path = out_dir / f"{result.name}.md"
+    json_path.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
+    md_path.write_text(result.to_markdown(heading_level=1))
+    return json_path, md_path
+
+
+def argument_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer repetitions (smoke run)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"results folder (default {RESULTS_DIR}; with --quick {QUICK_RESULTS_DIR})",
+    )
+    return parser
+
+
+def results_dir(out: Path | None, quick: bool) -> Path:
+    """Where results go: ``out`` if given, else the committed folder (a quick run's results
+    go to a temporary folder instead, so they never replace the committed ones)."""
+    if out is not None:
+        return out
+    return QUICK_RESULTS_DIR if quick else RESULTS_DIR
+
+
+def run_and_report(
+    run: Callable[[bool], BenchResult], argv: Sequence[str] | None, description: str
+) -> BenchResult:
+    """The ``main`` of one benchmark module: parse ``--quick/--out``, run, write, print."""
+    args = argument_parser(description).parse_args(argv)
+    result = timed_run(run, args.quick)
+    write_result(result, results_dir(args.out, args.quick))
+    print(result.to_markdown())
+    return result
+
+
+def timed_run(run: Callable[[bool], BenchResult], quick: bool) -> BenchResult:
+    machine = machine_info()
+    start = time.perf_counter()
+    result = run(quick)
+    result.seconds = round(time.perf_counter() - start, 1)
+    result.machine = machine
+    result.quick = quick
+    return result
+
+
+# --------------------------------------------------------------------------- test images
+
+
+def photo(name: str = "astronaut.png") -> Any:
+    """One of scikit-image's bundled photographs as uint8 (H, W, 3) RGB."""
+    from importlib import resources
+
+    from nie_core.data.images import read_image
+
+    return read_image(str(resources.files("skimage.data") / name))

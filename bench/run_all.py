@@ -1,0 +1,133 @@
+"""Run every benchmark (``make bench``) and write ``bench/results/latest.{json,md}``.
+
+Each benchmark runs in its own Python process (``python -m bench.<name>``), so that one's
+threads, allocations or Ray instance cannot affect the next; each writes its own
+``<name>.json`` / ``<name>.md``, and this script gathers them into one report. A benchmark that
+fails is reported as failed and the others still run; the exit status is then 1.
+
+    python -m bench.run_all            # everything (about 10 minutes on 2 cores)
+    python -m bench.run_all --quick    # smaller sizes, fewer rounds (a smoke run; results
+                                       # go to $TMPDIR/nie-bench-quick, not bench/results)
+    python -m bench.run_all --only inference,training
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS_DIR, machine_info, machine_line, markdown_table, results_dir
+
+BENCHMARKS = ("inference", "training", "memory", "data", "serve")
+
+
+def _run_one(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
+    command = [sys.executable, "-m", f"bench.{name}", "--out", str(out_dir)]
+    if quick:
+        command.append("--quick")
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    if completed.returncode != 0:
+        print(completed.stderr[-4000:], file=sys.stderr)
+        return {"name": name, "failed": True, "seconds": round(seconds, 1),
+                "error": completed.stderr.strip().splitlines()[-1:] or ["(no output)"]}  # fmt: skip
+    print(f"[bench] {name} done in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return json.loads((out_dir / f"{name}.json").read_text())
+
+
+def summary_markdown(
+    results: list[dict[str, Any]], machine: dict[str, Any], quick: bool, out_dir: Path
+) -> str:
+    """The combined report: machine, every target, then each benchmark's own section."""
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    total = sum(r.get("seconds", 0.0) for r in results)
+    lines = [
+        "# NIE benchmarks" + (" (quick run)" if quick else ""),
+        "",
+        f"Measured {when} on: {machine_line(machine)}. Total {total / 60:.1f} min.",
+        "No GPU was available: the CUDA path (bf16 autocast + channels_last) is not measured.",
+        "",
+        "## Targets",
+        "",
+    ]
+    target_rows = []
+    for result in results:
+        if result.get("failed"):
+            target_rows.append(
+                [result["name"], "FAILED: " + " ".join(result["error"]), "", "**no**"]
+            )
+            continue
+        for t in result["targets"]:
+            unit = t.get("unit", "")
+            target_rows.append([t["name"], f"{t['value']:g}{unit}", f"{t['op']} {t['limit']:g}{unit}",
+                                "yes" if t["met"] else "**no**"])  # fmt: skip
+    lines += markdown_table(["target", "measured", "limit", "met"], target_rows)
+    for result in results:
+        if result.get("failed"):
+            continue
+        section = (out_dir / f"{result['name']}.md").read_text().splitlines()
+        section[0] = "#" + section[0]  # the benchmark's title becomes a level-2 heading
+        lines += ["", *section]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+README = Path(__file__).resolve().parent / "README.md"
+_LATEST_START, _LATEST_END = "<!-- latest:start -->", "<!-- latest:end -->"
+
+
+def update_readme(report: str, readme: Path = README) -> bool:
+    """Replace the part of ``readme`` between the ``latest`` markers with the report's heading
+    line and targets table (everything before the first benchmark section). Returns False when
+    the markers are missing."""
+    text = readme.read_text()
+    if _LATEST_START not in text or _LATEST_END not in text:
+        return False
+    summary = report.split("\n## ", 2)
+    body = summary[0].split("\n", 1)[1].strip() + "\n\n## " + summary[1].strip()
+    body = body.replace("## Targets", "Targets:", 1)
+    before, rest = text.split(_LATEST_START, 1)
+    after = rest.split(_LATEST_END, 1)[1]
+    details = "Full tables: [results/latest.md](results/latest.md)."
+    readme.write_text(f"{before}{_LATEST_START}\n{body}\n\n{details}\n{_LATEST_END}{after}")
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few rounds")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+
+    machine = machine_info()
+    out_dir = results_dir(args.out, args.quick)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = [_run_one(name, args.quick, out_dir) for name in names]
+    report = summary_markdown(results, machine, args.quick, out_dir)
+    (out_dir / "latest.md").write_text(report)
+    (out_dir / "latest.json").write_text(
+        json.dumps({"machine": machine, "quick": args.quick, "results": results}, indent=2) + "\n"
+    )
+    if out_dir == RESULTS_DIR and set(names) == set(BENCHMARKS) and not args.quick:
+        update_readme(report)
+    print(report)
+    return 1 if any(r.get("failed") for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

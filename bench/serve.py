@@ -1,0 +1,289 @@
+"""Serving benchmark: the Ray Serve app (``serve_app``) against in-process inference.
+
+Two copies of the application run side by side on a private local Ray instance (its own HTTP
+port, so a service already running on this machine is not touched), built with
+``serve_app.app.build_app`` from the same :class:`~serve_app.config.ServiceConfig` except for the
+scorer's batching: ``/batched`` (``@serve.batch`` up to 16 images) and ``/unbatched``
+(``max_batch_size`` 1). Models have random weights (``allow_untrained``): the cost does not
+depend on them.
+
+1. Latency of ``POST /v1/enhance`` (edsr_baseline x2, a 256 x 256 PNG, PNG answer) against the
+   same work in process: decoding the PNG, ``nie_core.inference.enhance`` with the same threads
+   and fast path, encoding the PNG (and, for reference, ``enhance`` alone). Interleaved rounds,
+   minimum of each.
+2. Throughput of ``POST /v1/score`` with 16 concurrent clients, batched against unbatched,
+   alternating between the two apps.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from bench.common import BenchResult, Target, photo, run_and_report, time_interleaved
+
+OVERHEAD_TARGET = 1.10
+BATCHING_TARGET = 3.0
+CLIENTS = 16
+IMAGE_SIDE = 256
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _png(image: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def service_config(max_batch_size: int, torch_threads: int):
+    """The benchmarked service: one edsr_baseline x2 model and a MnasNet NIMA, random weights."""
+    from serve_app.config import ModelSpec, ReplicaSettings, ScorerSpec, ServiceConfig
+
+    small = ReplicaSettings(num_cpus=0.1, max_ongoing_requests=64)
+    return ServiceConfig(
+        models=(ModelSpec(name="edsr_x2", arch="edsr_baseline", arch_kwargs={"scale": 2}),),
+        scorer=ScorerSpec(
+            max_batch_size=max_batch_size,
+            batch_wait_timeout_s=0.02 if max_batch_size > 1 else 0.0,
+            replicas=replace(small, max_ongoing_requests=CLIENTS * 2),
+        ),
+        allow_untrained=True,
+        tile_size=None,
+        fast="auto",
+        torch_threads=torch_threads,
+        ingress=small,
+        enhancer=small,
+    )
+
+
+def _wait_healthy(client, url: str, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if client.get(url, timeout=10).status_code == 200:
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(1.0)
+    raise RuntimeError(f"service at {url} did not become healthy within {timeout_s:.0f} s")
+
+
+def _concurrent_throughput(call, requests: int) -> float:
+    """Calls per second of ``requests`` calls of ``call()`` from ``CLIENTS`` threads."""
+    per_client = [requests // CLIENTS + (i < requests % CLIENTS) for i in range(CLIENTS)]
+
+    def client_loop(count: int) -> None:
+        for _ in range(count):
+            call()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(client_loop, per_client))
+    return requests / (time.perf_counter() - start)
+
+
+def _http_scorer(url: str, png: bytes):
+    """A ``call`` posting ``png`` to ``url``/v1/score, one HTTP connection per thread."""
+    import threading
+
+    import httpx
+
+    local = threading.local()
+
+    def call() -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(timeout=120)
+        local.client.post(f"{url}/v1/score", files={"image": ("x.png", png)}).raise_for_status()
+
+    return call
+
+
+def _model_batch_rates(image: np.ndarray, threads: int, repeats: int) -> dict[str, float]:
+    """In-process NIMA images/s at batch 1 and batch 16 on ``threads`` threads, as the Scorer
+    replica computes them (``nie_core.inference.score``, float32, 224 x 224). The replica has
+    one thread: Ray sets OMP_NUM_THREADS to its CPU reservation (0.1), rounded up to 1."""
+    from bench.common import threads as torch_threads
+    from nie_core.data.images import to_tensor
+    from nie_core.inference import score
+    from nie_core.models import create_model
+
+    torch.manual_seed(0)
+    scorer = create_model("nima", backbone="mnasnet1_0").eval()
+    one = to_tensor(image)[None]
+    sixteen = one.expand(CLIENTS, -1, -1, -1).contiguous()
+    with torch_threads(threads):
+        timings = time_interleaved(
+            {"1": lambda: score(scorer, one), "16": lambda: score(scorer, sixteen)}, repeats
+        )
+    return {"1": 1 / timings["1"].best, "16": CLIENTS / timings["16"].best}
+
+
+def run(quick: bool = False) -> BenchResult:
+    import httpx
+    import ray
+    from ray import serve
+
+    from nie_core.data.images import decode_image, to_tensor, to_uint8
+    from nie_core.inference import enhance, prepare_model
+    from nie_core.models import create_model
+    from serve_app.app import build_app
+
+    image = np.ascontiguousarray(
+        photo("astronaut.png")[96 : 96 + IMAGE_SIDE, 128 : 128 + IMAGE_SIDE]
+    )
+    png = _png(image)
+    threads = torch.get_num_threads()
+    requests = 48 if quick else 128
+    rounds = 1 if quick else 2
+    # Measured before Ray starts, so that no replica competes with it.
+    model_rates = _model_batch_rates(image, threads=1, repeats=3 if quick else 5)
+    port = _free_port()
+    # Ray runs its workers at niceness 15 by default; on a machine shared with other work that
+    # alone would slow the replicas against the in-process runs, which this benchmark compares.
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        urls = {}
+        for name, batch in (("batched", CLIENTS), ("unbatched", 1)):
+            app = build_app(service_config(batch, threads))
+            serve.run(app, name=name, route_prefix=f"/{name}", blocking=False)
+            urls[name] = f"http://127.0.0.1:{port}/{name}"
+        with httpx.Client(timeout=120) as client:
+            for url in urls.values():
+                _wait_healthy(client, f"{url}/healthz")
+
+            torch.manual_seed(0)
+            model = prepare_model(create_model("edsr_baseline", scale=2), "cpu", "auto")
+
+            def in_process_pipeline() -> bytes:
+                array = decode_image(png, None)
+                out = enhance(model, to_tensor(array)[None], fast="auto")
+                return _png(to_uint8(out[0]))
+
+            def in_process_enhance() -> None:
+                enhance(model, to_tensor(image)[None], fast="auto")
+
+            def over_http() -> bytes:
+                answer = client.post(
+                    f"{urls['batched']}/v1/enhance",
+                    files={"image": ("x.png", png)},
+                    data={"model": "edsr_x2"},
+                )
+                answer.raise_for_status()
+                return answer.content
+
+            expected_shape = (IMAGE_SIDE * 2, IMAGE_SIDE * 2, 3)
+            served = decode_image(over_http(), None)
+            if served.shape != expected_shape:
+                raise RuntimeError(f"/v1/enhance answered {served.shape}, not {expected_shape}")
+            latency = time_interleaved(
+                {"http": over_http, "pipeline": in_process_pipeline, "enhance": in_process_enhance},
+                repeats=3 if quick else 6,
+            )
+
+        calls = {}
+        for name, url in urls.items():
+            handle = serve.get_deployment_handle("Scorer", app_name=name)
+            calls[f"http_{name}"] = _http_scorer(url, png)
+            calls[f"handle_{name}"] = lambda h=handle: h.score.remote(image).result()
+        throughput: dict[str, list[float]] = {name: [] for name in calls}
+        for call in calls.values():  # warm-up: connections, first batches
+            _concurrent_throughput(call, CLIENTS)
+        for _ in range(rounds):
+            for name, call in calls.items():
+                throughput[name].append(_concurrent_throughput(call, requests))
+        largest_batch = serve.get_deployment_handle("Scorer", app_name="batched").info.remote()
+        largest_batch = largest_batch.result()["largest_batch"]
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+    best = {name: max(values) for name, values in throughput.items()}
+    overhead = latency["http"].best / latency["pipeline"].best
+    overhead_model_only = latency["http"].best / latency["enhance"].best
+    gain = {
+        level: best[f"{level}_batched"] / best[f"{level}_unbatched"] for level in ("http", "handle")
+    }
+    model_gain = model_rates["16"] / model_rates["1"]
+    ms = lambda seconds: f"{seconds * 1000:.0f} ms"  # noqa: E731
+    rate = lambda value: f"{value:.1f} images/s"  # noqa: E731
+    rows = [
+        ["POST /v1/enhance, 256x256 PNG -> 512x512 PNG", ms(latency["http"].best), "1.00x"],
+        ["in process: decode + enhance + encode PNG", ms(latency["pipeline"].best),
+         f"{overhead:.3f}x"],
+        ["in process: enhance only", ms(latency["enhance"].best), f"{overhead_model_only:.3f}x"],
+        [f"POST /v1/score, {CLIENTS} clients, batching on (max {CLIENTS})",
+         rate(best["http_batched"]), f"{gain['http']:.2f}x"],
+        [f"POST /v1/score, {CLIENTS} clients, batching off", rate(best["http_unbatched"]), "1.00x"],
+        [f"Scorer handle, {CLIENTS} callers, batching on", rate(best["handle_batched"]),
+         f"{gain['handle']:.2f}x"],
+        [f"Scorer handle, {CLIENTS} callers, batching off", rate(best["handle_unbatched"]),
+         "1.00x"],
+        [f"NIMA in process, 1 thread, batch of {CLIENTS}", rate(model_rates["16"]),
+         f"{model_gain:.2f}x"],
+        ["NIMA in process, 1 thread, batch of 1", rate(model_rates["1"]), "1.00x"],
+    ]  # fmt: skip
+    return BenchResult(
+        name="serve",
+        title="Serving: Ray Serve app vs in-process inference",
+        headers=["measurement", "value", "ratio"],
+        rows=rows,
+        targets=[
+            Target(
+                "/v1/enhance latency / in-process (decode + enhance + encode)",
+                round(overhead, 3),
+                OVERHEAD_TARGET,
+                "<=",
+            ),
+            Target(
+                f"/v1/score throughput, batched / unbatched ({CLIENTS} clients)",
+                round(gain["http"], 2),
+                BATCHING_TARGET,
+                ">=",
+            ),
+        ],  # fmt: skip
+        notes=[
+            f"Enhancer replica and in-process runs use {threads} torch threads and the same "
+            "fast path; latency = minimum over interleaved rounds; the ratio of a latency row "
+            "is the HTTP time over that row's time.",
+            "Scorer: NIMA MnasNet 1.0 (float32, images resized to 224x224), one replica on one "
+            f"thread; throughput = best of {rounds} alternating round(s) of {requests} requests; "
+            f"largest batch seen: {largest_batch}. The handle rows call the Scorer deployment "
+            "directly (no HTTP, no ingress); the last two rows bound what batching can gain: "
+            "the model's own images/s at batch 16 over batch 1.",
+        ],
+        details={
+            "latency_seconds": {n: {"min": t.best, "median": t.median} for n, t in latency.items()},
+            "score_throughput_images_per_s": throughput,
+            "model_images_per_s_one_thread": model_rates,
+            "overhead_vs_pipeline": overhead,
+            "overhead_vs_enhance_only": overhead_model_only,
+            "batching_gain": gain,
+            "model_batch_gain": model_gain,
+            "largest_batch": largest_batch,
+        },
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> BenchResult:
+    return run_and_report(run, argv, "Serve overhead and dynamic-batching gain")
+
+
+if __name__ == "__main__":
+    main()

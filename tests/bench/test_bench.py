@@ -1,0 +1,142 @@
+"""The benchmark helpers: FLOP counting, interleaved timing, targets, reports, test weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.common import (
+    BenchResult,
+    Target,
+    conv_flops,
+    markdown_table,
+    matmul_candidates,
+    time_interleaved,
+    write_result,
+)
+from bench.inference import bilinear_like_weights_
+from bench.run_all import summary_markdown
+from nie_core.models import create_model
+
+
+def test_conv_flops_counts_multiply_adds_twice() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8),  # depthwise, 5 x 6 output
+        nn.Flatten(),
+        nn.Linear(8 * 5 * 6, 4),
+    )
+    expected = 2 * 3 * 8 * 9 * 10 * 12 + 2 * 1 * 8 * 9 * 5 * 6 + 2 * 240 * 4
+    assert conv_flops(model, torch.rand(1, 3, 10, 12)) == expected
+    assert conv_flops(model, torch.rand(2, 3, 10, 12)) == 2 * expected
+    assert model[0].weight.device.type == "cpu"  # the model itself is left alone
+
+
+def test_conv_flops_of_edsr_baseline_x2_at_256() -> None:
+    # Per LR pixel: head 2*3*64*9, 33 body convs 2*64*64*9 each, upsampler 2*64*256*9, and the
+    # tail 2*64*3*9 on 4 output pixels.
+    per_pixel = 2 * 3 * 64 * 9 + 33 * 2 * 64 * 64 * 9 + 2 * 64 * 256 * 9 + 4 * 2 * 64 * 3 * 9
+    model = create_model("edsr_baseline", scale=2)
+    assert conv_flops(model, torch.rand(1, 3, 256, 256)) == per_pixel * 256 * 256
+
+
+def test_time_interleaved_runs_each_candidate_in_turn() -> None:
+    calls: list[str] = []
+    timings = time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1
+    )
+    assert calls == ["a", "b"] * 4
+    assert set(timings) == {"a", "b"} and len(timings["a"].samples) == 3
+    assert timings["a"].best <= timings["a"].median
+    with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
+        time_interleaved({"a": lambda: None}, repeats=0)
+
+
+def test_matmul_candidates_scale_products_to_the_work_compared() -> None:
+    one = matmul_candidates(flops_per_call=0, size=64)
+    three = matmul_candidates(flops_per_call=3 * 2 * 64**3, size=64)
+    assert one["matmul_bf16"][1] == 2 * 64**3 and three["matmul_fp32"][1] == 3 * 2 * 64**3
+    three["matmul_bf16"][0]()  # runs
+
+
+def test_targets_and_reports(tmp_path) -> None:
+    assert Target("t", 2.6, 2.5, ">=").met and not Target("t", 2.4, 2.5, ">=").met
+    assert Target("t", 1.1, 1.15, "<=").met and not Target("t", 1.2, 1.15, "<=").met
+    assert markdown_table(["a", "b", "c", "d", "e"], [[1234.6, 123.4, 2.345, 0.1234, 7]]) == [
+        "| a | b | c | d | e |",
+        "|---|---|---|---|---|",
+        "| 1,235 | 123.4 | 2.35 | 0.123 | 7 |",
+    ]
+    result = BenchResult(
+        name="demo",
+        title="Demo",
+        headers=["x"],
+        rows=[[1]],
+        targets=[Target("speed", 3.0, 2.5, ">=", "x")],
+    )
+    json_path, md_path = write_result(result, tmp_path)
+    saved = json.loads(json_path.read_text())
+    assert saved["targets"][0]["met"] is True
+    assert md_path.read_text().startswith("# Demo\n")
+
+    machine = {
+        "cpu": "Test CPU",
+        "logical_cpus": 2,
+        "torch_threads": 2,
+        "cpu_bf16": ["avx512_bf16"],
+        "cuda": False,
+        "torch": "2.x",
+        "python": "3.11",
+        "load_average_1min": 1.0,
+    }
+    failed = {"name": "serve", "failed": True, "seconds": 1.0, "error": ["boom"]}
+    report = summary_markdown([saved, failed], machine, quick=True, out_dir=tmp_path)
+    assert "Test CPU" in report and "(quick run)" in report
+    assert "| speed | 3x | >= 2.5x | yes |" in report
+    assert "FAILED: boom" in report and "## Demo" in report
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_bilinear_like_weights_upsample_bilinearly(scale: int) -> None:
+    torch.manual_seed(0)
+    model = create_model("edsr_baseline", scale=scale, n_resblocks=2, n_feats=16)
+    bilinear_like_weights_(model, detail_rms=0.0)
+    x = torch.rand(1, 3, 12, 10)
+    with torch.no_grad():
+        out = model(x)
+    expected = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    # Away from the border (zero padding there vs. edge replication in F.interpolate).
+    inner = (..., slice(scale, -scale), slice(scale, -scale))
+    torch.testing.assert_close(out[inner], expected[inner], rtol=0, atol=1e-5)
+
+
+def test_bilinear_like_weights_add_a_detail_of_the_requested_size() -> None:
+    torch.manual_seed(0)
+    model = create_model("edsr_baseline", scale=2, n_resblocks=2, n_feats=16)
+    plain = bilinear_like_weights_(
+        create_model("edsr_baseline", scale=2, n_resblocks=2, n_feats=16), detail_rms=0.0
+    )
+    bilinear_like_weights_(model, detail_rms=0.02)
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        detail = model(x) - plain(x)
+    rms = detail[..., 4:-4, 4:-4].square().mean().sqrt().item()
+    assert 0.005 < rms < 0.04
+
+
+def test_update_readme_replaces_only_the_marked_section(tmp_path) -> None:
+    from bench.run_all import update_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- latest:start -->\nold\n<!-- latest:end -->\noutro\n")
+    report = "# NIE benchmarks\n\nMeasured on X.\n\n## Targets\n\n| t |\n\n## Inference\n\n| x |\n"
+    assert update_readme(report, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- latest:start -->\nMeasured on X.\n\nTargets:\n\n| t |")
+    assert "old" not in text and "## Inference" not in text and text.endswith("-->\noutro\n")
+    readme.write_text("no markers")
+    assert not update_readme(report, readme)
