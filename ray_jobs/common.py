@@ -181,6 +181,20 @@ def restore() -> dict | None:
         return load_checkpoint(Path(d) / CHECKPOINT_FILE)
 
 
+def resume(model: torch.nn.Module, optimizer: Any, scheduler: Any) -> tuple[int, int]:
+    """Load the latest checkpoint (if any) into the model, optimizer and scheduler.
+
+    Returns ``(first epoch to run, global step)``: ``(0, 0)`` on a fresh run.
+    """
+    state = restore()
+    if state is None:
+        return 0, 0
+    unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return state["epoch"], state["global_step"]
+
+
 def report(
     env: WorkerEnv,
     metrics: Mapping[str, float],

@@ -331,14 +331,8 @@ def train_loop(config: dict) -> dict:
         optimizer, step_size=cfg.optim.lr_decay_epochs, gamma=cfg.optim.lr_decay_factor
     )
 
-    start_epoch, global_step, resumed_from = 0, 0, 0
-    state = common.restore()
-    if state is not None:
-        common.unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        resumed_from = global_step
+    start_epoch, global_step = common.resume(model, optimizer, scheduler)
+    resumed_from = global_step
 
     steps_per_epoch = min(len(loader) for loader in loaders.values())
     if cfg.run.steps_per_epoch is not None:

@@ -148,14 +148,8 @@ def train_loop(config: dict) -> dict:
     )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay)
 
-    start_epoch, global_step, resumed_from = 0, 0, 0
-    state = common.restore()
-    if state is not None:
-        common.unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, global_step = state["epoch"], state["global_step"]
-        resumed_from = global_step
+    start_epoch, global_step = common.resume(model, optimizer, scheduler)
+    resumed_from = global_step
 
     steps_per_epoch = len(loader)
     if cfg.run.steps_per_epoch is not None:
