@@ -51,24 +51,39 @@ class Timing:
 
 
 def time_interleaved(
-    candidates: Mapping[str, Callable[[], object]], repeats: int, warmup: int = 1
+    candidates: Mapping[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    balance: bool = False,
 ) -> dict[str, Timing]:
     """Time each candidate ``repeats`` times, one round at a time.
 
     Every candidate first runs ``warmup`` times untimed (allocator, oneDNN kernel selection).
-    Then each round runs every candidate once, in order. Returns a ``Timing`` per name.
+    Then each round runs every candidate once, in order. With ``balance``, a candidate that is
+    k times faster than the slowest one (judged from the last warm-up) runs k times back to back
+    per turn, and its sample is the turn's time / k: all turns then last about as long and are
+    equally likely to be disturbed by other processes, which would otherwise favour the short
+    candidates' minima. Returns a ``Timing`` (seconds per run) per name.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    warm_seconds = dict.fromkeys(candidates, 0.0)
     for _ in range(warmup):
-        for run in candidates.values():
+        for name, run in candidates.items():
+            start = time.perf_counter()
             run()
+            warm_seconds[name] = time.perf_counter() - start
+    runs_per_turn = dict.fromkeys(candidates, 1)
+    if balance and warmup > 0:
+        longest = max(warm_seconds.values())
+        runs_per_turn = {n: max(1, round(longest / max(s, 1e-9))) for n, s in warm_seconds.items()}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, run in candidates.items():
             start = time.perf_counter()
-            run()
-            samples[name].append(time.perf_counter() - start)
+            for _ in range(runs_per_turn[name]):
+                run()
+            samples[name].append((time.perf_counter() - start) / runs_per_turn[name])
     return {name: Timing(tuple(values)) for name, values in samples.items()}
 
 

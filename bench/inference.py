@@ -63,7 +63,7 @@ class Case:
 def cases(quick: bool) -> list[Case]:
     if quick:
         return [Case("edsr_baseline", 256, 3), Case("edsr", 32, 2), Case("mdsr", 64, 2)]
-    return [Case("edsr_baseline", 256, 6), Case("edsr", 64, 3), Case("mdsr", 128, 3)]
+    return [Case("edsr_baseline", 256, 6), Case("edsr", 48, 3), Case("mdsr", 128, 3)]
 
 
 # --------------------------------------------------------------------------- weights
@@ -194,7 +194,7 @@ def measure_case(case: Case, weights: str | None) -> dict[str, float]:
     candidates = {name: product for name, (product, _) in peaks.items()}
     candidates["fast"] = enhance_with("fast", fast_model, True)
     candidates["fp32"] = enhance_with("fp32", fp32_model, False)
-    timings = time_interleaved(candidates, repeats=case.repeats)
+    timings = time_interleaved(candidates, repeats=case.repeats, balance=True)
 
     peak = {name: flops_ / timings[name].best for name, (_, flops_) in peaks.items()}
     fast_rate = flops / timings["fast"].best

@@ -112,7 +112,7 @@ def run(quick: bool = False) -> BenchResult:
     }
     chains = {"chain_fp32": make_conv_chain(False), "chain_fast": make_conv_chain(True)}
     candidates = {**steps, **{name: chain for name, (chain, _) in chains.items()}}
-    timings = time_interleaved(candidates, repeats=3 if quick else 6, warmup=2)
+    timings = time_interleaved(candidates, repeats=3 if quick else 6, warmup=2, balance=True)
     forward_flops = conv_flops(create_model("edsr_baseline", scale=SCALE), lr_batch)
     seconds = {name: timing.best for name, timing in timings.items()}
     overhead = seconds["fast_hybrid"] / seconds["fast_l2"]
@@ -176,7 +176,8 @@ def run(quick: bool = False) -> BenchResult:
             "One process on all torch threads (`nie train` runs one DDP worker per core).",
             "Each step = forward under autocast, HybridLoss, zero_grad, backward, Adam step, "
             "loss.item() (the step of ray_jobs.enhancer.train_loop). Minimum over interleaved "
-            "rounds; GFLOP/s counts a training step as 3x the forward convolution FLOPs.",
+            "rounds, faster variants repeated so that every turn lasts about as long; GFLOP/s "
+            "counts a training step as 3x the forward convolution FLOPs.",
             "The last two rows time only the 33 64->64 convolutions of the body (forward and "
             "backward, the step's batch, precision and layout): their fp32-NCHW/fast ratio "
             f"({kernel_ceiling:.2f}x) is what oneDNN's kernels allow, and bounds the speed-up of "

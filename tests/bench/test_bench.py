@@ -140,3 +140,22 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path) -> None:
     assert "old" not in text and "## Inference" not in text and text.endswith("-->\noutro\n")
     readme.write_text("no markers")
     assert not update_readme(report, readme)
+
+
+def test_balanced_timing_repeats_fast_candidates_within_a_turn(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("bench.common.time.perf_counter", lambda: clock[0])
+    calls = {"slow": 0, "fast": 0}
+
+    def work(name: str, seconds: float):
+        def run() -> None:
+            calls[name] += 1
+            clock[0] += seconds
+
+        return run
+
+    timings = time_interleaved(
+        {"slow": work("slow", 3.0), "fast": work("fast", 1.0)}, repeats=2, warmup=1, balance=True
+    )
+    assert calls == {"slow": 1 + 2, "fast": 1 + 2 * 3}
+    assert timings["fast"].samples == (1.0, 1.0) and timings["slow"].samples == (3.0, 3.0)
