@@ -34,6 +34,10 @@ QUICK_RESULTS_DIR = Path(tempfile.gettempdir()) / "nie-bench-quick"
 # --------------------------------------------------------------------------- timing
 
 
+# Two samples within this fraction of each other: the minimum is taken as settled.
+STABLE_TOLERANCE = 0.05
+
+
 @dataclass(frozen=True)
 class Timing:
     """Wall-clock seconds of the repetitions of one candidate."""
@@ -49,21 +53,30 @@ class Timing:
     def median(self) -> float:
         return statistics.median(self.samples)
 
+    @property
+    def stable(self) -> bool:
+        """Whether the two fastest samples agree within ``STABLE_TOLERANCE``."""
+        fastest = sorted(self.samples)[:2]
+        return len(fastest) == 2 and fastest[1] <= fastest[0] * (1 + STABLE_TOLERANCE)
+
 
 def time_interleaved(
     candidates: Mapping[str, Callable[[], object]],
     repeats: int,
     warmup: int = 1,
     balance: bool = False,
+    max_seconds: float | None = None,
 ) -> dict[str, Timing]:
-    """Time each candidate ``repeats`` times, one round at a time.
+    """Time each candidate in rounds: each round runs every candidate once, in order.
 
     Every candidate first runs ``warmup`` times untimed (allocator, oneDNN kernel selection).
-    Then each round runs every candidate once, in order. With ``balance``, a candidate that is
-    k times faster than the slowest one (judged from the last warm-up) runs k times back to back
-    per turn, and its sample is the turn's time / k: all turns then last about as long and are
-    equally likely to be disturbed by other processes, which would otherwise favour the short
-    candidates' minima. Returns a ``Timing`` (seconds per run) per name.
+    Then ``repeats`` rounds run; with ``max_seconds``, more rounds follow while some candidate's
+    minimum is not yet :attr:`Timing.stable` and the rounds so far took less than
+    ``max_seconds`` (a busy machine gets more chances of a quiet moment). With ``balance``, a
+    candidate k times faster than the slowest one (judged from the last warm-up) runs k times
+    back to back per turn, and its sample is the turn's time / k: all turns then last about as
+    long and are equally likely to be disturbed by other processes, which would otherwise
+    favour the short candidates' minima. Returns a ``Timing`` (seconds per run) per name.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
@@ -78,13 +91,33 @@ def time_interleaved(
         longest = max(warm_seconds.values())
         runs_per_turn = {n: max(1, round(longest / max(s, 1e-9))) for n, s in warm_seconds.items()}
     samples: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
+    started = time.perf_counter()
+    rounds = 0
+    while True:
         for name, run in candidates.items():
             start = time.perf_counter()
             for _ in range(runs_per_turn[name]):
                 run()
             samples[name].append((time.perf_counter() - start) / runs_per_turn[name])
-    return {name: Timing(tuple(values)) for name, values in samples.items()}
+        rounds += 1
+        timings = {name: Timing(tuple(values)) for name, values in samples.items()}
+        if rounds < repeats:
+            continue
+        settled = all(timing.stable for timing in timings.values())
+        if max_seconds is None or settled or time.perf_counter() - started >= max_seconds:
+            return timings
+
+
+def unsettled_note(timings: Mapping[str, Timing], context: str = "") -> list[str]:
+    """A note naming the candidates whose minimum did not settle (empty when all did)."""
+    names = [name for name, timing in timings.items() if not timing.stable]
+    if not names:
+        return []
+    where = f" ({context})" if context else ""
+    return [
+        f"Not settled{where}: {', '.join(names)}: their two fastest rounds differ by more than "
+        f"{STABLE_TOLERANCE:.0%} (the machine was busy), so these minima may be too slow."
+    ]
 
 
 def matmul_candidates(
@@ -284,8 +317,13 @@ def format_number(value: Any) -> str:
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(format_number(v) for v in row) + " |" for row in rows]
+    """A Markdown table; numbers go through :func:`format_number`, ``|`` in cells is escaped."""
+
+    def cell(value: Any) -> str:
+        return format_number(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return lines
 
 

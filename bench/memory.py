@@ -156,7 +156,7 @@ def run(quick: bool = False) -> BenchResult:
                 " GB",
             ),
             Target(
-                f"tiled == untiled, max |diff| ({equality_side}x{equality_side}, fp32)",
+                f"tiled == untiled: max abs difference ({equality_side}x{equality_side}, fp32)",
                 equality["fp32"]["max_abs_diff"],
                 1e-5,
                 "<=",
@@ -172,9 +172,9 @@ def run(quick: bool = False) -> BenchResult:
             f"Untiled {side}x{side} is extrapolated linearly in pixels from the two untiled "
             "runs; running it would exceed this machine's memory.",
             f"Tiled vs untiled at {equality_side}x{equality_side}, tiles of {equality_tile} "
-            f"(overlap = receptive radius): fp32 max |diff| "
+            f"(overlap = receptive radius): fp32 max abs difference "
             f"{equality['fp32']['max_abs_diff']:.2e} ({equality['fp32']['fraction_8bit_differ']:.2%} "
-            f"of 8-bit values differ); fast path max |diff| "
+            f"of 8-bit values differ); fast path max abs difference "
             f"{equality['fast']['max_abs_diff']:.2e} ({equality['fast']['fraction_8bit_differ']:.2%}"
             " of 8-bit values differ).",
         ],

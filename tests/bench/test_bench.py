@@ -159,3 +159,26 @@ def test_balanced_timing_repeats_fast_candidates_within_a_turn(monkeypatch) -> N
     )
     assert calls == {"slow": 1 + 2, "fast": 1 + 2 * 3}
     assert timings["fast"].samples == (1.0, 1.0) and timings["slow"].samples == (3.0, 3.0)
+
+
+def test_more_rounds_run_until_the_minimum_settles_or_time_runs_out(monkeypatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr("bench.common.time.perf_counter", lambda: clock[0])
+
+    def taking(seconds: list[float]):
+        durations = iter(seconds)
+
+        def run() -> None:
+            clock[0] += next(durations)
+
+        return run
+
+    # Warm-up 5, then 2.0 and 1.0 disagree; the third round (1.03125) is within 5% of 1.0.
+    settled = time_interleaved(
+        {"a": taking([5, 2.0, 1.0, 1.03125, 9, 9])}, repeats=2, max_seconds=100
+    )
+    assert settled["a"].samples == (2.0, 1.0, 1.03125) and settled["a"].stable
+    # Never settling: rounds stop once they have taken max_seconds.
+    busy = time_interleaved({"a": taking([5, 1, 2, 4, 8, 16, 32])}, repeats=2, max_seconds=10)
+    assert busy["a"].samples == (1, 2, 4, 8) and not busy["a"].stable
+    assert time_interleaved({"a": taking([5, 1, 2, 4])}, repeats=2)["a"].samples == (1, 2)
