@@ -29,7 +29,6 @@ from bench.common import BenchResult, Target, peak_rss_bytes, run_and_report
 
 SCALE = 4
 LIMIT_GB = 3.0
-UINT8_ROWS = 512  # output rows converted to uint8 at a time
 GB = 1e9
 
 
@@ -65,11 +64,7 @@ def child_peak(side: int, tile_size: int | None) -> dict[str, Any]:
     start = time.perf_counter()
     out = enhance(model, x, tile_size=tile_size)[0]
     peak_after_enhance = peak_rss_bytes()
-    # Row blocks: to_uint8 of the whole 8192 x 8192 output would hold two more float32 copies
-    # of it (clamp, then scale) at once, 1.6 GB, more than the tiles ever need.
-    image = np.empty((out.shape[1], out.shape[2], 3), dtype=np.uint8)
-    for top in range(0, out.shape[1], UINT8_ROWS):
-        image[top : top + UINT8_ROWS] = to_uint8(out[:, top : top + UINT8_ROWS])
+    image = to_uint8(out)  # converts in row blocks, so no full-size float copy
     seconds = time.perf_counter() - start
     assert image.shape == (side * SCALE, side * SCALE, 3)
     return {
@@ -166,7 +161,7 @@ def run(quick: bool = False) -> BenchResult:
             "Each run in its own process; peak RSS = ru_maxrss, including Python, torch and "
             "the model (the last row), the input and the float32 output "
             f"({side * SCALE}^2 x 3 x 4 bytes = {(side * SCALE) ** 2 * 12 / GB:.2f} GB) and its "
-            f"uint8 copy (made by nie_core.data.images.to_uint8, {UINT8_ROWS} rows at a time: "
+            "uint8 copy (made by nie_core.data.images.to_uint8, in row blocks: "
             "on the whole output at once it would add two float32 temporaries of the output's "
             "size).",
             f"Untiled {side}x{side} is extrapolated linearly in pixels from the two untiled "

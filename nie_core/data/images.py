@@ -176,6 +176,9 @@ def to_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(chw).div_(255.0)
 
 
+_UINT8_BLOCK_ROWS = 512  # rows converted at a time by to_uint8
+
+
 def to_uint8(t: torch.Tensor) -> np.ndarray:
     """Float tensor (3, H, W) (or (1, 3, H, W)) in [0, 1] -> uint8 (H, W, 3), clamped and
     rounded to the nearest level."""
@@ -183,8 +186,16 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
         t = t[0]
     if t.ndim != 3 or t.shape[0] != 3:
         raise ValueError(f"to_uint8 expects shape (3, H, W), got {tuple(t.shape)}")
-    levels = t.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(255.0).round()
-    return levels.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    t = t.detach()
+    height, width = t.shape[1:]
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    # A block of rows at a time: converting an 8192 x 8192 output at once would hold two more
+    # float32 copies of it (about 1.6 GB) on top of the output itself.
+    for top in range(0, height, _UINT8_BLOCK_ROWS):
+        block = t[:, top : top + _UINT8_BLOCK_ROWS].to("cpu", torch.float32)
+        levels = block.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+        out[top : top + levels.shape[1]] = levels.permute(1, 2, 0).numpy()
+    return out
 
 
 def save_image(

@@ -223,3 +223,12 @@ def test_save_image_round_trip(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "from_array.png"), img)
     with pytest.raises(ValueError):
         save_image(tmp_path / "bad.png", np.zeros((6, 9), dtype=np.uint8))
+
+
+def test_to_uint8_matches_rounding_across_row_blocks() -> None:
+    # Taller than one conversion block, with a ragged last block.
+    t = torch.rand(3, 1100, 7) * 1.2 - 0.1
+    expected = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    out = to_uint8(t[None])
+    assert out.dtype == np.uint8 and out.shape == (1100, 7, 3)
+    assert np.array_equal(out, expected)
