@@ -25,7 +25,6 @@ import argparse
 import hashlib
 import json
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -480,21 +479,10 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"Ray:      {dashboard}")
     if args.no_serve:
         return 0
-    from ray import serve
+    from serve_app.cli import serve_until_interrupted
 
     url = start_demo_service(demo, port=args.port)
     print(f"web page: {url}/   (API docs: {url}/docs)")
     print("serving until Ctrl-C", flush=True)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, `docker stop`: stop cleanly too
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopping the service", file=sys.stderr)
-    finally:
-        serve.shutdown()
+    serve_until_interrupted()
     return 0
-
-
-def _stop_on_sigterm(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt

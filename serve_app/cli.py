@@ -50,16 +50,27 @@ def run_serve(args: argparse.Namespace) -> int:
     config = load_service_config(config_path, getattr(args, "overrides", None) or ())
     url = start_service(config, args.host, args.port)
     print(f"NIE service running at {url}/ (API docs at {url}/docs); press Ctrl-C to stop")
+    serve_until_interrupted()
+    return 0
+
+
+def serve_until_interrupted() -> None:
+    """Block until Ctrl-C or SIGTERM (`kill`, `docker stop`), then shut Serve down cleanly."""
+    import signal
+
     from ray import serve
 
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("nie serve: stopping", file=sys.stderr)
+        print("stopping the service", file=sys.stderr)
     finally:
         serve.shutdown()
-    return 0
 
 
 def _existing_files(paths: Sequence[str]) -> list[Path]:
