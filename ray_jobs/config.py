@@ -79,6 +79,9 @@ class EnhancerDataSettings:
 @dataclass(frozen=True)
 class LossSettings:
     pixel: Literal["l2", "l1"] = "l2"  # report: L2
+    # Pixel error in 8-bit units, as the report's EDSR-PyTorch (rgb_range 255) measured it, so
+    # gamma has the report's scale; 1.0 would let gamma 0.4 swamp the L2 term ~1000x.
+    pixel_range: float = 255.0
     gamma: float = 0.0  # weight of (10 - NIMA mean); report: 0.4 for SR, 0.1 for deblurring
     nima_checkpoint: str | None = None  # checkpoint of the nima job (needed when gamma > 0)
     allow_untrained_nima: bool = False  # explicit opt-in to a random-weight scorer (tests)

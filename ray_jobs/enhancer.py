@@ -159,6 +159,8 @@ def check(cfg: EnhancerJobConfig) -> None:
         raise ValueError(f"model.scales for {cfg.model.name} must be one of 1..4, got {scales}")
     if cfg.loss.gamma < 0:
         raise ValueError(f"loss.gamma must be >= 0, got {cfg.loss.gamma}")
+    if not cfg.loss.pixel_range > 0:
+        raise ValueError(f"loss.pixel_range must be > 0, got {cfg.loss.pixel_range}")
     if cfg.model.weights is not None and not Path(cfg.model.weights).exists():
         raise ValueError(f"model.weights {cfg.model.weights!r} does not exist")
     if cfg.scaling.num_workers < 1:
@@ -317,6 +319,7 @@ def train_loop(config: dict) -> dict:
         scorer if cfg.loss.gamma > 0 else None,
         gamma=cfg.loss.gamma,
         pixel=cfg.loss.pixel,
+        pixel_range=cfg.loss.pixel_range,
         aesthetic_on=cfg.loss.aesthetic_on,
         aesthetic_patch=cfg.loss.aesthetic_patch,
     )

@@ -9,6 +9,12 @@ where ``c_W(x)`` is the enhancement network's output, ``x_r`` the reference, ``f
 squared error) or L1 (mean absolute error) pixel loss, and ``p`` the score distribution that a
 frozen aesthetic scorer (NIMA) predicts for the output. ``10 - mean score`` is 0 for a perfect
 score and 9 for the worst, so minimising it pushes the mean score up.
+
+Units: the report trained with EDSR-PyTorch, whose images are in [0, 255] (``rgb_range=255``), so
+its L2 term is in 8-bit units. Images here are in [0, 1]; the pixel term is multiplied by
+``pixel_range ** 2`` (L2) or ``pixel_range`` (L1), 255 by default, so that gamma keeps the
+report's weight. On [0, 1] units the L2 term of a good x2 output (~1e-3) would be ~1000x smaller
+than ``0.4 * (10 - 5.5)`` and the aesthetic term would swamp it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ class LossParts:
 
     Attributes:
         total: ``pixel + gamma * aesthetic``; the value to backpropagate.
-        pixel: mean squared (L2) or mean absolute (L1) error over all elements, for [0, 1] images.
+        pixel: mean squared (L2) or mean absolute (L1) error over all elements, in
+            ``pixel_range`` units (8-bit units by default).
         aesthetic: batch mean of ``10 - mean_score`` of the output, in [0, 9].
         nima_mean: batch mean of the scorer's mean score, in [1, 10]; detached (for logging).
         scored: False when the scorer was not run (``gamma == 0`` and ``score_when_unweighted``
@@ -68,6 +75,10 @@ class HybridLoss(nn.Module):
         gamma: weight of the aesthetic term, >= 0. With ``gamma == 0`` the scorer is not run
             unless ``score_when_unweighted`` is set, which saves a forward and backward pass.
         pixel: "l2" (mean squared error) or "l1" (mean absolute error).
+        pixel_range: value range the pixel error is measured in: the [0, 1] error is scaled by
+            ``pixel_range ** 2`` (L2) or ``pixel_range`` (L1). 255 matches the report's
+            EDSR-PyTorch training (``rgb_range=255``) and so its gamma values; 1 measures the
+            error on [0, 1]. Must be > 0.
         aesthetic_on: "image" scores each output image as a whole; "patch" cuts each output into
             non-overlapping ``aesthetic_patch`` x ``aesthetic_patch`` tiles from the top-left
             corner, scores every tile and averages the tiles' mean scores per image. Rows and
@@ -90,6 +101,7 @@ class HybridLoss(nn.Module):
         scorer: nn.Module | None,
         gamma: float = 0.0,
         pixel: Literal["l2", "l1"] = "l2",
+        pixel_range: float = 255.0,
         aesthetic_on: Literal["image", "patch"] = "image",
         aesthetic_patch: int = 64,
         min_scorer_size: int = 64,
@@ -104,11 +116,15 @@ class HybridLoss(nn.Module):
             raise ValueError(f"{reason} needs an aesthetic scorer, got scorer=None")
         if pixel not in ("l2", "l1"):
             raise ValueError(f"pixel must be 'l2' or 'l1', got {pixel!r}")
+        pixel_range = float(pixel_range)
+        if not math.isfinite(pixel_range) or pixel_range <= 0.0:
+            raise ValueError(f"pixel_range must be a finite number > 0, got {pixel_range!r}")
         if aesthetic_on not in ("image", "patch"):
             raise ValueError(f"aesthetic_on must be 'image' or 'patch', got {aesthetic_on!r}")
 
         self.gamma = gamma
         self.pixel = pixel
+        self.pixel_range = pixel_range
         self.aesthetic_on = aesthetic_on
         self.aesthetic_patch = _int_at_least(aesthetic_patch, "aesthetic_patch", 1)
         self.min_scorer_size = _int_at_least(min_scorer_size, "min_scorer_size", 0)
@@ -134,9 +150,9 @@ class HybridLoss(nn.Module):
                 f"{tuple(output.shape)}"
             )
         if self.pixel == "l2":
-            pixel_loss = F.mse_loss(output, reference)
+            pixel_loss = F.mse_loss(output, reference) * self.pixel_range**2
         else:
-            pixel_loss = F.l1_loss(output, reference)
+            pixel_loss = F.l1_loss(output, reference) * self.pixel_range
 
         if self.gamma > 0.0:
             scores = self.mean_scores(output)

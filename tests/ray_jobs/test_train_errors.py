@@ -52,6 +52,12 @@ def test_hybrid_without_scorer(capsys, sample_data):
     assert status == 2 and "nima_checkpoint" in line
 
 
+def test_non_positive_pixel_range(capsys, sample_data):
+    status, line = run_train(capsys, "enhancer", f"data.root={sample_data['div2k']}",
+                             "loss.pixel_range=0")  # fmt: skip
+    assert status == 2 and "loss.pixel_range" in line
+
+
 def test_nima_checkpoint_of_another_architecture(capsys, sample_data, tmp_path: Path):
     # An EDSR checkpoint passed as the scorer.
     edsr = create_model("edsr_baseline", scale=2, n_resblocks=1, n_feats=8)

@@ -43,16 +43,27 @@ def test_pixel_terms_and_total_by_hand() -> None:
     output = torch.full((2, 3, 64, 64), 0.5)
     reference = torch.full((2, 3, 64, 64), 0.25)
     # brightness 0.5 -> mean score 1 + 9 * 0.5 = 5.5 -> aesthetic 10 - 5.5 = 4.5
-    l2 = HybridLoss(BrightnessScorer(), gamma=0.2, pixel="l2")(output, reference)
+    l2 = HybridLoss(BrightnessScorer(), gamma=0.2, pixel="l2", pixel_range=1.0)(output, reference)
     assert isinstance(l2, LossParts) and l2.scored
     assert l2.pixel.item() == pytest.approx(0.0625)  # 0.25 ** 2
     assert l2.aesthetic.item() == pytest.approx(4.5)
     assert l2.nima_mean.item() == pytest.approx(5.5)
     assert l2.total.item() == pytest.approx(0.0625 + 0.2 * 4.5)
 
-    l1 = HybridLoss(BrightnessScorer(), gamma=0.2, pixel="l1")(output, reference)
+    l1 = HybridLoss(BrightnessScorer(), gamma=0.2, pixel="l1", pixel_range=1.0)(output, reference)
     assert l1.pixel.item() == pytest.approx(0.25)
     assert l1.total.item() == pytest.approx(0.25 + 0.2 * 4.5)
+
+
+def test_pixel_error_defaults_to_8bit_units() -> None:
+    """The report's EDSR-PyTorch measured L2 on [0, 255] images; gamma is on that scale."""
+    output = torch.full((1, 3, 64, 64), 0.5)
+    reference = torch.full((1, 3, 64, 64), 0.25)
+    l2 = HybridLoss(BrightnessScorer(), gamma=0.4)(output, reference)
+    assert l2.pixel.item() == pytest.approx(63.75**2)  # (0.25 * 255) ** 2
+    assert l2.total.item() == pytest.approx(63.75**2 + 0.4 * 4.5)
+    l1 = HybridLoss(None, pixel="l1")(output, reference)
+    assert l1.pixel.item() == pytest.approx(63.75)
 
 
 def test_patch_mode_averages_tiles_and_ignores_remainder() -> None:
@@ -130,13 +141,15 @@ def test_scorer_stays_in_eval_mode() -> None:
 def test_gamma_zero_does_not_run_scorer() -> None:
     scorer = BrightnessScorer()
     output, reference = torch.full((1, 3, 64, 64), 0.5), torch.zeros(1, 3, 64, 64)
-    parts = HybridLoss(scorer, gamma=0.0)(output, reference)
+    parts = HybridLoss(scorer, gamma=0.0, pixel_range=1.0)(output, reference)
     assert scorer.seen == []
     assert not parts.scored
     assert parts.total.item() == pytest.approx(0.25)
     assert parts.aesthetic.item() == 0.0 and parts.nima_mean.item() == 0.0
 
-    logged = HybridLoss(scorer, gamma=0.0, score_when_unweighted=True)(output, reference)
+    logged = HybridLoss(scorer, gamma=0.0, pixel_range=1.0, score_when_unweighted=True)(
+        output, reference
+    )
     assert logged.scored and scorer.seen == [(1, 3, 64, 64)]
     assert logged.nima_mean.item() == pytest.approx(5.5)
     assert logged.total.item() == pytest.approx(0.25)
@@ -144,7 +157,7 @@ def test_gamma_zero_does_not_run_scorer() -> None:
 
 def test_gamma_zero_without_scorer() -> None:
     parts = HybridLoss(None)(torch.ones(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
-    assert parts.total.item() == pytest.approx(1.0)
+    assert parts.total.item() == pytest.approx(255.0**2)
 
 
 @pytest.mark.parametrize(
@@ -155,6 +168,8 @@ def test_gamma_zero_without_scorer() -> None:
         ({"scorer": None, "gamma": 0.1}, "scorer=None"),
         ({"scorer": None, "score_when_unweighted": True}, "scorer=None"),
         ({"scorer": None, "pixel": "l3"}, "l3"),
+        ({"scorer": None, "pixel_range": 0.0}, "pixel_range"),
+        ({"scorer": None, "pixel_range": float("inf")}, "pixel_range"),
         ({"scorer": None, "aesthetic_on": "tile"}, "tile"),
         ({"scorer": None, "aesthetic_patch": 0}, "aesthetic_patch"),
         ({"scorer": None, "min_scorer_size": -1}, "min_scorer_size"),
