@@ -81,13 +81,16 @@ def summary_markdown(
 
 
 README = Path(__file__).resolve().parent / "README.md"
+PROJECT_README = Path(__file__).resolve().parent.parent / "README.md"
 _LATEST_START, _LATEST_END = "<!-- latest:start -->", "<!-- latest:end -->"
 
 
-def update_readme(report: str, readme: Path = README) -> bool:
+def update_readme(
+    report: str, readme: Path = README, full_tables: str = "results/latest.md"
+) -> bool:
     """Replace the part of ``readme`` between the ``latest`` markers with the report's heading
-    line and targets table (everything before the first benchmark section). Returns False when
-    the markers are missing."""
+    line and targets table (everything before the first benchmark section) and a link to
+    ``full_tables`` (relative to ``readme``). Returns False when the markers are missing."""
     text = readme.read_text()
     if _LATEST_START not in text or _LATEST_END not in text:
         return False
@@ -96,7 +99,7 @@ def update_readme(report: str, readme: Path = README) -> bool:
     body = body.replace("## Targets", "Targets:", 1)
     before, rest = text.split(_LATEST_START, 1)
     after = rest.split(_LATEST_END, 1)[1]
-    details = "Full tables: [results/latest.md](results/latest.md)."
+    details = f"Full tables: [{full_tables}]({full_tables})."
     readme.write_text(f"{before}{_LATEST_START}\n{body}\n\n{details}\n{_LATEST_END}{after}")
     return True
 
@@ -125,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if out_dir == RESULTS_DIR and set(names) == set(BENCHMARKS) and not args.quick:
         update_readme(report)
+        update_readme(report, PROJECT_README, full_tables="bench/results/latest.md")
     print(report)
     return 1 if any(r.get("failed") for r in results) else 0
 
