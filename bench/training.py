@@ -24,6 +24,7 @@ from bench.common import (
     BenchResult,
     Target,
     conv_flops,
+    matmul_candidates,
     photo,
     run_and_report,
     time_interleaved,
@@ -119,7 +120,15 @@ def run(quick: bool = False) -> BenchResult:
         "fast_hybrid": make_step(True, GAMMA, lr_batch, hr_batch),
     }
     chains = {"chain_fp32": make_conv_chain(False), "chain_fast": make_conv_chain(True)}
-    candidates = {**steps, **{name: chain for name, (chain, _) in chains.items()}}
+    forward_flops = conv_flops(create_model("edsr_baseline", scale=SCALE), lr_batch)
+    # The machine's bf16 and fp32 matmul peaks, interleaved with the steps (one call lasts
+    # about as long as a step's convolution work).
+    peaks = matmul_candidates(flops_per_call=3 * forward_flops)
+    candidates = {
+        **steps,
+        **{name: chain for name, (chain, _) in chains.items()},
+        **{name: product for name, (product, _) in peaks.items()},
+    }
     timings = time_interleaved(
         candidates,
         repeats=2 if quick else 4,
@@ -127,12 +136,16 @@ def run(quick: bool = False) -> BenchResult:
         balance=True,
         max_seconds=30 if quick else 120,
     )
-    forward_flops = conv_flops(create_model("edsr_baseline", scale=SCALE), lr_batch)
     seconds = {name: timing.best for name, timing in timings.items()}
     overhead = seconds["fast_hybrid"] / seconds["fast_l2"]
     speedup = seconds["plain"] / seconds["fast_l2"]
     chain_rate = {name: flops / seconds[name] / 1e9 for name, (_, flops) in chains.items()}
     kernel_ceiling = seconds["chain_fp32"] / seconds["chain_fast"]
+    peak_rate = {name: flops / seconds[name] / 1e9 for name, (_, flops) in peaks.items()}
+    plain_rate = 3 * forward_flops / seconds["plain"] / 1e9
+    # A bf16 step cannot run its convolutions faster than the bf16 matmul peak, so this is the
+    # largest fast/plain ratio possible against the plain loop as it ran here.
+    speedup_ceiling = peak_rate["matmul_bf16"] / plain_rate
     labels = {
         "plain": "plain fp32 NCHW, L2",
         "fast_l2": "fast (channels_last + bf16 autocast), L2",
@@ -162,6 +175,15 @@ def run(quick: bool = False) -> BenchResult:
         ]
         for name, label in (("chain_fp32", "fp32 NCHW"), ("chain_fast", "fast"))
     ]
+    rows += [
+        [f"{dtype} 2048x2048 matmul (the machine's peak)", "-", "-", timings[name].best * 1000,
+         timings[name].median * 1000, peak_rate[name], "-"]
+        for name, dtype in (("matmul_bf16", "bf16"), ("matmul_fp32", "fp32"))
+    ]  # fmt: skip
+    rows.append(
+        ["ceiling: bf16 matmul peak / plain step's GFLOP/s", "-", "-", "-", "-", "-",
+         f"{speedup_ceiling:.2f}x"]
+    )  # fmt: skip
     return BenchResult(
         name="training",
         title="Training: edsr_baseline x2, batch 16 x 48x48 LR patches, Adam",
@@ -192,10 +214,16 @@ def run(quick: bool = False) -> BenchResult:
             "loss.item() (the step of ray_jobs.enhancer.train_loop). Minimum over interleaved "
             "rounds, faster variants repeated so that every turn lasts about as long; GFLOP/s "
             "counts a training step as 3x the forward convolution FLOPs.",
-            "The last two rows time only the 33 64->64 convolutions of the body (89% of the "
+            "The two '33 body convs only' rows time only the 33 64->64 convolutions of the body (89% of the "
             "step's FLOPs; forward and backward, the step's batch, precision and layout): "
             f"their fp32-NCHW/fast ratio ({kernel_ceiling:.2f}x) is what oneDNN's kernels give "
             "for the bulk of a step on this CPU, so a whole step's speed-up stays close to it.",
+            "The plain loop already runs its convolutions at "
+            f"{plain_rate / peak_rate['matmul_fp32']:.0%} of the fp32 matmul peak at this batch, "
+            "and the fast step at "
+            f"{3 * forward_flops / seconds['fast_l2'] / 1e9 / peak_rate['matmul_bf16']:.0%} of "
+            "the bf16 peak; even a step at 100% of the bf16 peak would be only "
+            f"{speedup_ceiling:.2f}x the plain loop (the ceiling row).",
             *unsettled_note(timings),
         ],
         details={
@@ -203,6 +231,8 @@ def run(quick: bool = False) -> BenchResult:
             "hybrid_over_l2": overhead,
             "fast_over_plain": speedup,
             "conv_kernel_speedup_bound": kernel_ceiling,
+            "matmul_peak_gflops": peak_rate,
+            "speedup_ceiling_at_bf16_peak": speedup_ceiling,
             "conv_chain_gflops": chain_rate,
             "forward_gflop": forward_flops / 1e9,
         },

@@ -431,8 +431,8 @@ def create_api(service: ApiService) -> FastAPI:
         application/json``) with the base64 PNG and the NIMA scores of input and output."""
         wants_json = format == "json" or (format is None and "application/json" in (accept or ""))
         async with asyncio.timeout(config.request_timeout_s):
-            array = await service.read_image(image)
-            infos = await service.model_infos()
+            # Decoding and the model lookup (one round trip to each Enhancer) run concurrently.
+            array, infos = await asyncio.gather(service.read_image(image), service.model_infos())
             names, task, scale = choose_models(infos, [model] if model else None, task, scale)
             name = names[0]
             output, elapsed_ms = await service.run_model(name, array, scale, ensemble, tile_size)
@@ -483,8 +483,8 @@ def create_api(service: ApiService) -> FastAPI:
         request). The result stays available at ``/v1/results/{result_id}`` for a while."""
         requested = [n.strip() for n in models.split(",") if n.strip()] if models else None
         async with asyncio.timeout(config.request_timeout_s):
-            array = await service.read_image(image)
-            infos = await service.model_infos()
+            # Decoding and the model lookup (one round trip to each Enhancer) run concurrently.
+            array, infos = await asyncio.gather(service.read_image(image), service.model_infos())
             names, task, scale = choose_models(infos, requested, task, scale)
             runs = await asyncio.gather(
                 *(service.run_model(n, array, scale, ensemble, None) for n in names)
