@@ -67,7 +67,8 @@ def time_interleaved(
     balance: bool = False,
     max_seconds: float | None = None,
 ) -> dict[str, Timing]:
-    """Time each candidate in rounds: each round runs every candidate once, in order.
+    """Time each candidate in rounds: each round runs every candidate once, in an order rotated
+    by one place each round.
 
     Every candidate first runs ``warmup`` times untimed (allocator, oneDNN kernel selection).
     Then ``repeats`` rounds run; with ``max_seconds``, more rounds follow while some candidate's
@@ -93,8 +94,14 @@ def time_interleaved(
     samples: dict[str, list[float]] = {name: [] for name in candidates}
     started = time.perf_counter()
     rounds = 0
+    names = list(candidates)
     while True:
-        for name, run in candidates.items():
+        # Each round starts one candidate further along, so that none always runs right after
+        # the same other one (whose after-effects, such as another process still finishing
+        # its part of a request, would otherwise always fall on it).
+        shift = rounds % len(names)
+        for name in names[shift:] + names[:shift]:
+            run = candidates[name]
             start = time.perf_counter()
             for _ in range(runs_per_turn[name]):
                 run()

@@ -252,6 +252,11 @@ def run(quick: bool = False) -> BenchResult:
             def in_process_enhance() -> None:
                 enhance(model, to_tensor(image)[None], fast="auto")
 
+            enhancer = serve.get_deployment_handle("Enhancer_edsr_x2", app_name="batched")
+
+            def through_handle() -> None:
+                enhancer.enhance.remote(image, 2, False, None).result()
+
             def over_http() -> bytes:
                 answer = client.post(
                     f"{urls['batched']}/v1/enhance",
@@ -266,7 +271,12 @@ def run(quick: bool = False) -> BenchResult:
             if served.shape != expected_shape:
                 raise RuntimeError(f"/v1/enhance answered {served.shape}, not {expected_shape}")
             latency = time_interleaved(
-                {"http": over_http, "pipeline": in_process_pipeline, "enhance": in_process_enhance},
+                {
+                    "http": over_http,
+                    "handle": through_handle,
+                    "pipeline": in_process_pipeline,
+                    "enhance": in_process_enhance,
+                },
                 repeats=2 if quick else 6,
                 max_seconds=15 if quick else 90,
             )
@@ -320,6 +330,8 @@ def run(quick: bool = False) -> BenchResult:
         ["in process: decode + enhance + encode PNG", ms(latency["pipeline"].best),
          f"{overhead:.3f}x"],
         ["in process: enhance only", ms(latency["enhance"].best), f"{overhead_model_only:.3f}x"],
+        ["Enhancer handle (the replica's enhance + Ray transfers, no HTTP, no PNG)",
+         ms(latency["handle"].best), f"{latency['http'].best / latency['handle'].best:.3f}x"],
         [f"POST /v1/score, {CLIENTS} clients, batching on (max {CLIENTS})",
          rate(best["http_batched"]), f"{gain['http']:.2f}x"],
         [f"POST /v1/score, {CLIENTS} clients, batching off", rate(best["http_unbatched"]), "1.00x"],

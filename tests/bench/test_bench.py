@@ -44,13 +44,14 @@ def test_conv_flops_of_edsr_baseline_x2_at_256() -> None:
     assert conv_flops(model, torch.rand(1, 3, 256, 256)) == per_pixel * 256 * 256
 
 
-def test_time_interleaved_runs_each_candidate_in_turn() -> None:
+def test_time_interleaved_runs_each_candidate_in_turn_rotating_the_order() -> None:
     calls: list[str] = []
     timings = time_interleaved(
-        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3, warmup=1
+        {name: lambda name=name: calls.append(name) for name in "abc"}, repeats=3, warmup=1
     )
-    assert calls == ["a", "b"] * 4
-    assert set(timings) == {"a", "b"} and len(timings["a"].samples) == 3
+    # warm-up in order, then rounds starting at a, b, c
+    assert "".join(calls) == "abc" + "abc" + "bca" + "cab"
+    assert set(timings) == {"a", "b", "c"} and len(timings["a"].samples) == 3
     assert timings["a"].best <= timings["a"].median
     with pytest.raises(ValueError, match="repeats must be >= 1, got 0"):
         time_interleaved({"a": lambda: None}, repeats=0)
