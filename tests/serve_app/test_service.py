@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import struct
 import time
 import zlib
@@ -95,8 +96,14 @@ def test_openapi_docs_are_served(service) -> None:
     assert {"/v1/enhance", "/v1/score", "/v1/models", "/v1/compare", "/healthz"} <= set(
         spec["paths"]
     )
-    docs = httpx.get(f"{service.url}/docs", timeout=30)
-    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for page in ("docs", "redoc"):
+        html = httpx.get(f"{service.url}/{page}", timeout=30)
+        assert html.status_code == 200
+        assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+        assert assets and all(a.startswith("/docs-assets/") for a in assets), assets  # no CDN
+        for asset in assets:
+            answer = httpx.get(f"{service.url}{asset}", timeout=30)
+            assert answer.status_code == 200 and len(answer.content) > 1000, asset
 
 
 # --------------------------------------------------------------------------- round trips
@@ -431,6 +438,40 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (make chromium)"
+)
+def test_swagger_ui_renders_offline(service) -> None:
+    """/docs renders every endpoint in Chromium with requests to other hosts refused."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+
+            def only_loopback(route) -> None:
+                if route.request.url.startswith(service.url):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", only_loopback)
+            page.goto(f"{service.url}/docs")
+            page.wait_for_selector(".opblock-summary-path[data-path='/v1/enhance']")
+            paths = page.eval_on_selector_all(
+                ".opblock-summary-path", "els => els.map(e => e.dataset.path)"
+            )
+            assert {"/v1/enhance", "/v1/score", "/v1/compare", "/v1/models", "/healthz"} <= set(
+                paths
+            )
+            assert outside == []
+        finally:
+            browser.close()
 
 
 @pytest.mark.skipif(
