@@ -121,22 +121,6 @@ def _process_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
-def _replica_pid(app_name: str, deployment: str) -> int | None:
-    """PID of the (first) replica process of ``deployment`` in ``app_name``: Ray titles replica
-    processes ``ray::ServeReplica:<app>:<deployment>``."""
-    title = f"ServeReplica:{app_name}:{deployment}"
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if title in cmdline:
-            return int(entry.name)
-    return None
-
-
 @dataclass
 class ThroughputRound:
     """One round of concurrent calls: images/s and CPU seconds spent per image by the whole
@@ -282,7 +266,12 @@ def run(quick: bool = False) -> BenchResult:
             )
 
         calls = {}
-        scorer_pids = {name: _replica_pid(name, "Scorer") for name in urls}
+        scorer_pids = {
+            name: serve.get_deployment_handle("Scorer", app_name=name)
+            .info.remote()
+            .result()["replica_pid"]
+            for name in urls
+        }
         for name, url in urls.items():
             handle = serve.get_deployment_handle("Scorer", app_name=name)
             calls[f"http_{name}"] = _http_scorer(url, png)
@@ -382,7 +371,7 @@ def run(quick: bool = False) -> BenchResult:
             "a core busy, so batch 16 is barely cheaper per image than batch 1.",
             "CPU per image (ms of CPU time, all threads; busiest round): the whole machine "
             "(/proc/stat), this process (the 16 client threads) and the Scorer replica "
-            f"(/proc/PID/stat). With batching off the machine was {busy_share:.0%} busy. "
+            f"(/proc/PID/stat, its PID from the deployment's info). With batching off the machine was {busy_share:.0%} busy. "
             "Batching cannot make an image cost less CPU than its non-Scorer work (clients, "
             "HTTP proxy, ingress) plus NIMA's batch-16 time, and throughput is at most "
             "cores / CPU per image: the first ceiling row is the largest batched/unbatched "

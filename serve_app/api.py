@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib.util
+import importlib.resources
 import io
 import logging
 import re
@@ -51,10 +51,7 @@ logger = logging.getLogger("ray.serve")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Swagger UI and ReDoc assets shipped by the fastapi-offline package, so /docs and /redoc work
 # without internet access (FastAPI's defaults load them from a CDN).
-_DOCS_SPEC = importlib.util.find_spec("fastapi_offline")
-DOCS_ASSETS_DIR = (
-    Path(_DOCS_SPEC.origin).parent / "static" if _DOCS_SPEC and _DOCS_SPEC.origin else None
-)
+DOCS_ASSETS_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
 MULTIPART_SLACK_BYTES = 64 * 1024  # form fields and boundaries on top of the image itself
 HEALTH_TIMEOUT_S = 5.0
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
@@ -308,13 +305,11 @@ def _image_result(
 def create_api(service: ApiService) -> FastAPI:
     """The FastAPI app of one ingress replica, closing over its config and handles."""
     config = service.config
-    offline_docs = DOCS_ASSETS_DIR is not None and DOCS_ASSETS_DIR.is_dir()
     app = FastAPI(
         title="NIE: neural image enhancement and assessment",
         version="0.1.0",
-        # Our own /docs and /redoc below serve the pages' scripts locally.
-        docs_url=None if offline_docs else "/docs",
-        redoc_url=None if offline_docs else "/redoc",
+        docs_url=None,  # /docs and /redoc are defined below, with local assets
+        redoc_url=None,
         description="Super-resolution / deblurring with EDSR and MDSR, rated with NIMA. "
         "Upload pages at `/`; full reference in docs/http_api.md.",
     )
@@ -367,30 +362,34 @@ def create_api(service: ApiService) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
-    if offline_docs:
-        app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
-        @app.get("/docs", include_in_schema=False)
-        async def swagger_ui(request: Request) -> HTMLResponse:
-            root = request.scope.get("root_path", "").rstrip("/")
-            return get_swagger_ui_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{app.title} - API",
-                swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
-                swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
-                swagger_favicon_url=f"{root}/docs-assets/favicon.png",
-            )
+    def docs_urls(request: Request) -> tuple[str, str]:
+        """(OpenAPI schema URL, assets folder URL) under the app's route prefix."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        return f"{root}{app.openapi_url}", f"{root}/docs-assets"
 
-        @app.get("/redoc", include_in_schema=False)
-        async def redoc(request: Request) -> HTMLResponse:
-            root = request.scope.get("root_path", "").rstrip("/")
-            return get_redoc_html(
-                openapi_url=f"{root}{app.openapi_url}",
-                title=f"{app.title} - API reference",
-                redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
-                redoc_favicon_url=f"{root}/docs-assets/favicon.png",
-                with_google_fonts=False,
-            )
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        schema, assets = docs_urls(request)
+        return get_swagger_ui_html(
+            openapi_url=schema,
+            title=f"{app.title} - API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        schema, assets = docs_urls(request)
+        return get_redoc_html(
+            openapi_url=schema,
+            title=f"{app.title} - API reference",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
 
     # ----------------------------------------------------------------- API
 

@@ -237,6 +237,7 @@ class Scorer:
             "max_batch_size": self._current["max_batch_size"],
             "largest_batch": self._largest_batch,
             "batches": self._batches,
+            "replica_pid": os.getpid(),
         }
 
     async def score(self, image: np.ndarray) -> dict[str, Any]:
