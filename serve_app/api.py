@@ -22,26 +22,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib.resources
-import io
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Header, Request, UploadFile
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from nie_core.data.images import ImageDecodeError, ImageTooLargeError, decode_image
+from nie_core.data.images import ImageDecodeError, ImageTooLargeError, decode_image, encode_png
 from serve_app.config import ServiceConfig
 from serve_app.errors import InvalidRequestError
 
@@ -82,7 +80,9 @@ class ImageResult(BaseModel):
     width: int
     height: int
     score: Score | None = None
-    elapsed_ms: float | None = Field(None, description="enhancement time of this output")
+    elapsed_ms: float | None = Field(
+        None, description="milliseconds the model took on this output in its replica"
+    )
 
 
 class EnhanceResponse(BaseModel):
@@ -217,14 +217,31 @@ class ApiService:
 
     async def run_model(
         self, name: str, image: np.ndarray, scale: int, ensemble: bool, tile_size: int | None
-    ) -> tuple[np.ndarray, float]:
-        """(output uint8 array, elapsed milliseconds); InvalidRequestError becomes a 422."""
+    ) -> ModelRun:
+        """One Enhancer call, timed; InvalidRequestError becomes a 422."""
         start = time.perf_counter()
         try:
-            output = await self.enhancers[name].enhance.remote(image, scale, ensemble, tile_size)
+            output, compute_ms = await self.enhancers[name].enhance.remote(
+                image, scale, ensemble, tile_size
+            )
         except InvalidRequestError as error:
             raise ApiError(422, str(error)) from error
-        return output, (time.perf_counter() - start) * 1000.0
+        return ModelRun(output, compute_ms, (time.perf_counter() - start) * 1000.0)
+
+
+class ModelRun(NamedTuple):
+    """An Enhancer's answer: the uint8 output, the milliseconds it computed in its replica, and
+    the milliseconds the call took as seen here (plus queueing and Ray's transfers)."""
+
+    output: np.ndarray
+    compute_ms: float
+    call_ms: float
+
+
+def server_timing(**durations_ms: float) -> str:
+    """A ``Server-Timing`` header value (W3C Server Timing), e.g. ``decode;dur=1.9, ...``.
+    Browsers show it in their network panel; the serving benchmark reads it."""
+    return ", ".join(f"{name};dur={ms:.1f}" for name, ms in durations_ms.items())
 
 
 @serve.deployment(name="ApiIngress")
@@ -274,12 +291,6 @@ def choose_models(
     if not chosen:
         raise ApiError(422, f"no {task!r} model serves scale {scale}")
     return chosen, task, scale
-
-
-def _png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG", compress_level=3)
-    return buffer.getvalue()
 
 
 def _image_result(
@@ -467,21 +478,37 @@ def create_api(service: ApiService) -> FastAPI:
         application/json``) with the base64 PNG and the NIMA scores of input and output."""
         wants_json = format == "json" or (format is None and "application/json" in (accept or ""))
         async with asyncio.timeout(config.request_timeout_s):
+            start = time.perf_counter()
             # Decoding and the model lookup (one round trip to each Enhancer) run concurrently.
             array, infos = await asyncio.gather(service.read_image(image), service.model_infos())
             names, task, scale = choose_models(infos, [model] if model else None, task, scale)
             name = names[0]
-            output, elapsed_ms = await service.run_model(name, array, scale, ensemble, tile_size)
+            decoded = time.perf_counter()
+            run = await service.run_model(name, array, scale, ensemble, tile_size)
+            output = run.output
+            timings = {
+                "decode": (decoded - start) * 1000.0,  # read + decode, concurrent model lookup
+                "model": run.compute_ms,  # in the Enhancer's replica
+                "transfer": run.call_ms - run.compute_ms,  # queueing and Ray's transfers
+            }
+            headers = {"X-NIE-Model": name, "X-NIE-Scale": str(scale)}
             if not wants_json:
-                png = await asyncio.to_thread(_png_bytes, output)
-                headers = {"X-NIE-Model": name, "X-NIE-Scale": str(scale)}
+                encoding = time.perf_counter()
+                png = await asyncio.to_thread(encode_png, output)
+                timings["encode"] = (time.perf_counter() - encoding) * 1000.0
+                headers["Server-Timing"] = server_timing(**timings)
                 return Response(png, media_type="image/png", headers=headers)
+            scoring = time.perf_counter()
             input_score, output_score = await asyncio.gather(
                 service.score(array), service.score(output)
             )
+            encoding = time.perf_counter()
+            timings["score"] = (encoding - scoring) * 1000.0
             input_png, output_png = await asyncio.gather(
-                asyncio.to_thread(_png_bytes, array), asyncio.to_thread(_png_bytes, output)
+                asyncio.to_thread(encode_png, array), asyncio.to_thread(encode_png, output)
             )
+            timings["encode"] = (time.perf_counter() - encoding) * 1000.0
+            headers["Server-Timing"] = server_timing(**timings)
         result_id = uuid.uuid4().hex
         label = infos[name]["label"]
         body = {
@@ -495,14 +522,19 @@ def create_api(service: ApiService) -> FastAPI:
                 "input", "input", result_url(request, result_id, "input"), array, input_score
             ),
             "output": _image_result(
-                name, label, result_url(request, result_id, name), output, output_score, elapsed_ms
+                name,
+                label,
+                result_url(request, result_id, name),
+                output,
+                output_score,
+                run.compute_ms,
             ),
         }
         await service.results.put.remote(
             result_id, _compare_summary(body), {"input": input_png, name: output_png}
         )
         body["image_png_base64"] = base64.b64encode(output_png).decode("ascii")
-        return JSONResponse(EnhanceResponse(**body).model_dump())
+        return JSONResponse(EnhanceResponse(**body).model_dump(), headers=headers)
 
     @app.post("/v1/compare", response_model=CompareResponse, responses=_ERRORS)
     async def compare(
@@ -525,10 +557,10 @@ def create_api(service: ApiService) -> FastAPI:
             runs = await asyncio.gather(
                 *(service.run_model(n, array, scale, ensemble, None) for n in names)
             )
-            outputs = [output for output, _ in runs]
+            outputs = [run.output for run in runs]
             scores = await asyncio.gather(*(service.score(a) for a in [array, *outputs]))
             pngs = await asyncio.gather(
-                *(asyncio.to_thread(_png_bytes, a) for a in [array, *outputs])
+                *(asyncio.to_thread(encode_png, a) for a in [array, *outputs])
             )
         result_id = uuid.uuid4().hex
         output_results = [
@@ -536,13 +568,11 @@ def create_api(service: ApiService) -> FastAPI:
                 name,
                 infos[name]["label"],
                 result_url(request, result_id, name),
-                output,
+                run.output,
                 output_score,
-                elapsed_ms,
+                run.compute_ms,
             )
-            for name, (output, elapsed_ms), output_score in zip(
-                names, runs, scores[1:], strict=True
-            )
+            for name, run, output_score in zip(names, runs, scores[1:], strict=True)
         ]
         winner = max(output_results, key=lambda r: r["score"]["mean"])["name"]
         body = {

@@ -8,7 +8,8 @@
 - :class:`Scorer` rates images with NIMA (Talebi & Milanfar 2018); ``@serve.batch`` groups
   concurrent requests into one forward pass.
 
-Arguments and results are NumPy uint8 (H, W, 3) RGB arrays and plain dicts. Request-level
+Arguments and results are NumPy uint8 (H, W, 3) RGB arrays and plain dicts (``Enhancer.enhance``
+also returns the milliseconds its computation took in the replica). Request-level
 mistakes (a scale the model lacks) raise :class:`InvalidRequestError`, which the ingress turns
 into a 422; the replica is unaffected.
 """
@@ -154,9 +155,10 @@ class Enhancer:
         scale: int | None = None,
         self_ensemble: bool = False,
         tile_size: int | None = None,
-    ) -> np.ndarray:
-        """uint8 (H, W, 3) RGB -> uint8 (H*s, W*s, 3) RGB. ``tile_size`` None: the configured
-        size. Raises :class:`InvalidRequestError` for a scale the model does not serve."""
+    ) -> tuple[np.ndarray, float]:
+        """uint8 (H, W, 3) RGB -> (uint8 (H*s, W*s, 3) RGB, milliseconds the computation took in
+        this replica, waiting for the lock excluded). ``tile_size`` None: the configured size.
+        Raises :class:`InvalidRequestError` for a scale the model does not serve."""
         model = self._require_model()
         if scale is not None and scale not in model.scales:
             raise InvalidRequestError(
@@ -178,7 +180,8 @@ class Enhancer:
         scale: int | None,
         self_ensemble: bool,
         tile_size: int | None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, float]:
+        start = time.perf_counter()
         batch = to_tensor(image).unsqueeze(0)
         output = enhance(
             model.module,
@@ -189,7 +192,7 @@ class Enhancer:
             self_ensemble=self_ensemble,
             fast=_FAST[self._settings.get("fast", "auto")],
         )
-        return to_uint8(output[0])
+        return to_uint8(output[0]), (time.perf_counter() - start) * 1000.0
 
     def check_health(self) -> None:
         """Serve's periodic health check: unhealthy without a loaded model."""

@@ -109,6 +109,15 @@ def test_openapi_docs_are_served(service) -> None:
 # --------------------------------------------------------------------------- round trips
 
 
+def server_timings(response: httpx.Response) -> dict[str, float]:
+    """The ``Server-Timing`` header as {name: milliseconds}, in order."""
+    timings = {}
+    for entry in response.headers["server-timing"].split(","):
+        name, duration = entry.strip().split(";dur=")
+        timings[name] = float(duration)
+    return timings
+
+
 def test_enhance_returns_png_of_scaled_size_equal_to_in_process(service) -> None:
     response = post(service, "/v1/enhance", png_bytes(CHELSEA), model="edsr_x2_hybrid")
     assert response.status_code == 200, response.text
@@ -119,6 +128,11 @@ def test_enhance_returns_png_of_scaled_size_equal_to_in_process(service) -> None
     # Same checkpoint, same nie_core code, float32 on both sides (tile_size 64 in the service).
     expected = in_process_enhance(service.checkpoints["hybrid"], CHELSEA)
     assert np.abs(output.astype(int) - expected.astype(int)).max() <= 1
+    # Server-Timing splits the request: every step took some time, the model most of it.
+    timings = server_timings(response)
+    assert list(timings) == ["decode", "model", "transfer", "encode"]
+    assert all(ms >= 0 for ms in timings.values()) and timings["model"] > 0
+    assert timings["model"] > timings["decode"]
 
 
 @pytest.mark.parametrize("how", ["format", "accept"])
@@ -137,6 +151,9 @@ def test_enhance_json_has_base64_png_and_nima_scores(service, how: str) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == "edsr_x2_baseline" and body["scale"] == 2 and body["task"] == "sr"
+    timings = server_timings(response)
+    assert list(timings) == ["decode", "model", "transfer", "score", "encode"]
+    assert body["output"]["elapsed_ms"] == pytest.approx(timings["model"], abs=0.051)
     output = decode_png(base64.b64decode(body["image_png_base64"]))
     assert output.shape == (192, 256, 3)
     assert (body["output"]["width"], body["output"]["height"]) == (256, 192)

@@ -13,6 +13,7 @@ from nie_core.data.images import (
     ImageDecodeError,
     ImageTooLargeError,
     decode_image,
+    encode_png,
     read_image,
     save_image,
     to_tensor,
@@ -232,3 +233,23 @@ def test_to_uint8_matches_rounding_across_row_blocks() -> None:
     out = to_uint8(t[None])
     assert out.dtype == np.uint8 and out.shape == (1100, 7, 3)
     assert np.array_equal(out, expected)
+
+
+def test_encode_png_is_lossless_at_every_level() -> None:
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (20, 31, 3), dtype=np.uint8)
+    for level in (0, 3, 9):
+        data = encode_png(img, compress_level=level)
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        np.testing.assert_array_equal(decode_image(data, None), img)
+    # A flat image compresses: level 3 is far smaller than the raw pixels.
+    assert len(encode_png(np.zeros((64, 64, 3), dtype=np.uint8))) < 64 * 64 * 3 // 10
+
+
+def test_encode_png_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((4, 4, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        encode_png(np.zeros((4, 4), dtype=np.uint8))
+    with pytest.raises(ValueError, match="compress_level"):
+        encode_png(np.zeros((4, 4, 3), dtype=np.uint8), compress_level=10)
