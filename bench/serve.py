@@ -287,11 +287,15 @@ def run(quick: bool = False) -> BenchResult:
             if served.shape != expected_shape:
                 raise RuntimeError(f"/v1/enhance answered {served.shape}, not {expected_shape}")
             latency = time_interleaved(
+                # Served and in-process calls alternate, so whatever one side leaves behind
+                # (processes finishing their part of a request) falls on the other side alike.
+                # With both served calls back to back, the replica's model step measured 10-15%
+                # slower than in process; alternating, within 2%.
                 {
-                    "http": over_http,
-                    "handle": through_handle,
                     "pipeline": in_process_pipeline,
+                    "http": over_http,
                     "enhance": in_process_enhance,
+                    "handle": through_handle,
                 },
                 repeats=3 if quick else 12,
                 max_seconds=15 if quick else 120,
@@ -336,14 +340,16 @@ def run(quick: bool = False) -> BenchResult:
     served_other_ms = statistics.median(s * 1000 - m for s, m in calls_http)
     in_process_other_ms = statistics.median(s * 1000 - m for s, m in calls_pipeline)
     model_ms = latency["enhance"].best * 1000
-    overhead = (model_ms + served_other_ms) / (model_ms + in_process_other_ms)
-    # The model step's own times on both sides, to check that Serve does not slow it down.
+    # The model step's own times on both sides: if the replica computes slower over all calls
+    # (medians), Serve is charged with that too.
     replica_model = [m for _, m in calls_http] + calls_handle
     in_process_model = [m for _, m in calls_pipeline] + [
         t * 1000 for t in latency["enhance"].samples
     ]
     replica_model_ms = min(replica_model)
     model_median_ratio = statistics.median(replica_model) / statistics.median(in_process_model)
+    replica_slowdown = max(1.0, model_median_ratio)
+    overhead = (model_ms * replica_slowdown + served_other_ms) / (model_ms + in_process_other_ms)
     gain = {
         level: best[f"{level}_batched"] / best[f"{level}_unbatched"] for level in ("http", "handle")
     }
@@ -378,8 +384,8 @@ def run(quick: bool = False) -> BenchResult:
          f"{served_other_ms:.1f} ms", "-"],
         ["in process minus its model step (median): decode + encode", 
          f"{in_process_other_ms:.1f} ms", "-"],
-        ["overhead: (model + Serve's other time) / (model + in-process other time)", "-",
-         f"{overhead:.3f}x"],
+        ["overhead: (model x replica slowdown + Serve's other time) / "
+         "(model + in-process other time)", "-", f"{overhead:.3f}x"],
         [f"POST /v1/score, {CLIENTS} clients, batching on (max {CLIENTS})",
          rate(best["http_batched"]), f"{gain['http']:.2f}x"],
         [f"POST /v1/score, {CLIENTS} clients, batching off", rate(best["http_unbatched"]), "1.00x"],
@@ -431,10 +437,12 @@ def run(quick: bool = False) -> BenchResult:
             "is larger than Serve's share, so a ratio of whole requests mostly compares two "
             "draws of that noise (raw ratio of minima: "
             f"{raw_overhead:.3f}x). Each call's time is split into its model step, timed where "
-            "it runs, and the rest; the target ratio is (fastest in-process model step + "
-            "median rest through Serve) / (the same step + median rest in process). The "
-            "replica's model step is compared with the in-process one (fastest, and medians "
-            "over all calls), to show whether Serve slows the computation itself.",
+            "it runs, and the rest; the target ratio is (fastest in-process model step x the "
+            "replica's slowdown + median rest through Serve) / (the same step + median rest in "
+            "process), where the slowdown is the ratio of the model step's medians over all "
+            f"calls, replica over in process, if above 1 ({model_median_ratio:.3f} here): "
+            "whatever makes the replica compute slower counts as Serve overhead. Served and "
+            "in-process calls alternate within each round.",
             "Scorer: NIMA MnasNet 1.0 (float32, images resized to 224x224), one replica on one "
             f"thread; throughput = best of {rounds} alternating round(s) of {requests} requests; "
             f"largest batch seen: {largest_batch}. The handle rows call the Scorer deployment "
@@ -462,6 +470,7 @@ def run(quick: bool = False) -> BenchResult:
             "in_process_other_ms_median": in_process_other_ms,
             "replica_model_ms_min": replica_model_ms,
             "replica_over_in_process_model_median": model_median_ratio,
+            "replica_slowdown_charged": replica_slowdown,
             "calls_ms": {
                 "http_total_and_model": [[s * 1000, m] for s, m in calls_http],
                 "pipeline_total_and_model": [[s * 1000, m] for s, m in calls_pipeline],
