@@ -211,6 +211,7 @@ def run(quick: bool = False) -> BenchResult:
     from nie_core.data.images import decode_image, encode_png, to_tensor, to_uint8
     from nie_core.inference import enhance, prepare_model
     from nie_core.models import create_model
+    from nie_core.runtime import keep_freed_memory
     from serve_app.app import build_app
 
     image = np.ascontiguousarray(
@@ -239,6 +240,8 @@ def run(quick: bool = False) -> BenchResult:
             for url in urls.values():
                 _wait_healthy(client, f"{url}/healthz")
 
+            # The in-process side is set up as the Enhancer replica is.
+            keep_freed_memory()
             torch.manual_seed(0)
             model = prepare_model(create_model("edsr_baseline", scale=2), "cpu", "auto")
 

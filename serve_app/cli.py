@@ -86,6 +86,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     """``nie enhance IMAGE... --model SRC --out DIR``: write ``STEM_TASK_xSCALE.png`` per image."""
     from nie_core.data.images import read_image, save_image, to_tensor
     from nie_core.inference import enhance, prepare_model
+    from nie_core.runtime import keep_freed_memory
     from serve_app.loading import load_enhancer
 
     images = _existing_files(args.images)
@@ -93,6 +94,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     if not loaded.trained:
         print(f"nie enhance: warning: RANDOM weights ({loaded.origin})", file=sys.stderr)
     fast = False if args.no_fast else "auto"
+    keep_freed_memory()  # one image after another: reuse the activations' memory
     model = prepare_model(loaded.module, "cpu", fast)
     scale = args.scale if args.scale is not None else loaded.scales[0]
     out_dir = Path(args.out)
