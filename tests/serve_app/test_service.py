@@ -394,6 +394,20 @@ def test_burst_of_concurrent_clients_all_get_correct_answers(service) -> None:
     assert scorer.info.remote().result(timeout_s=30)["largest_batch"] >= 2
 
 
+def test_model_replicas_start_with_the_allocator_environment(service) -> None:
+    # Without it every request page-faults its activations back in (nie_core.runtime).
+    from ray import serve
+
+    from nie_core.runtime import MODEL_PROCESS_ENV
+
+    for deployment in ("Scorer", "Enhancer_edsr_x2_baseline"):
+        handle = serve.get_deployment_handle(deployment, app_name=service.app_name)
+        pid = handle.info.remote().result(timeout_s=30)["replica_pid"]
+        raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        environ = dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+        assert {k: environ.get(k) for k in MODEL_PROCESS_ENV} == MODEL_PROCESS_ENV, deployment
+
+
 # --------------------------------------------------------------------------- reconfigure
 
 
