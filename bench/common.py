@@ -96,9 +96,11 @@ def time_interleaved(
     rounds = 0
     names = list(candidates)
     while True:
-        # Each round starts one candidate further along, so that none always runs right after
-        # the same other one (whose after-effects, such as another process still finishing
-        # its part of a request, would otherwise always fall on it).
+        # Each round starts one candidate further along, so that none is always first (right
+        # after the previous round's checks) or last. Neighbours within a round stay neighbours:
+        # where one candidate's after-effects (another process still finishing its part of a
+        # request) must not always fall on the same other one, order them to alternate, as
+        # bench/serve.py does.
         shift = rounds % len(names)
         for name in names[shift:] + names[:shift]:
             run = candidates[name]

@@ -1,5 +1,6 @@
-"""Process-wide settings for processes that run the models over and over (a Serve replica, the
-``nie enhance`` CLI).
+"""Process-wide allocator settings for processes that run the models over and over: call
+:func:`keep_freed_memory` in a running process (the ``nie enhance`` CLI), or start a process
+with :data:`MODEL_PROCESS_ENV` in its environment (the Serve model replicas).
 
 :func:`keep_freed_memory` stops glibc's malloc from handing large freed blocks back to the
 operating system. By default glibc serves big allocations (above a threshold that adapts, at

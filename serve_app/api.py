@@ -219,14 +219,13 @@ class ApiService:
         self, name: str, image: np.ndarray, scale: int, ensemble: bool, tile_size: int | None
     ) -> ModelRun:
         """One Enhancer call, timed; InvalidRequestError becomes a 422."""
-        start = time.perf_counter()
         try:
-            output, compute_ms = await self.enhancers[name].enhance.remote(
-                image, scale, ensemble, tile_size
+            (output, compute_ms), call_ms = await _timed(
+                self.enhancers[name].enhance.remote(image, scale, ensemble, tile_size)
             )
         except InvalidRequestError as error:
             raise ApiError(422, str(error)) from error
-        return ModelRun(output, compute_ms, (time.perf_counter() - start) * 1000.0)
+        return ModelRun(output, compute_ms, call_ms)
 
 
 class ModelRun(NamedTuple):
@@ -236,6 +235,13 @@ class ModelRun(NamedTuple):
     output: np.ndarray
     compute_ms: float
     call_ms: float
+
+
+async def _timed(awaitable: Awaitable[Any]) -> tuple[Any, float]:
+    """(result of ``awaitable``, milliseconds it took)."""
+    start = time.perf_counter()
+    result = await awaitable
+    return result, (time.perf_counter() - start) * 1000.0
 
 
 def server_timing(**durations_ms: float) -> str:
@@ -478,36 +484,32 @@ def create_api(service: ApiService) -> FastAPI:
         application/json``) with the base64 PNG and the NIMA scores of input and output."""
         wants_json = format == "json" or (format is None and "application/json" in (accept or ""))
         async with asyncio.timeout(config.request_timeout_s):
-            start = time.perf_counter()
             # Decoding and the model lookup (one round trip to each Enhancer) run concurrently.
-            array, infos = await asyncio.gather(service.read_image(image), service.model_infos())
+            (array, infos), decode_ms = await _timed(
+                asyncio.gather(service.read_image(image), service.model_infos())
+            )
             names, task, scale = choose_models(infos, [model] if model else None, task, scale)
             name = names[0]
-            decoded = time.perf_counter()
             run = await service.run_model(name, array, scale, ensemble, tile_size)
             output = run.output
             timings = {
-                "decode": (decoded - start) * 1000.0,  # read + decode, concurrent model lookup
+                "decode": decode_ms,  # read + decode, with the model lookup alongside
                 "model": run.compute_ms,  # in the Enhancer's replica
                 "transfer": run.call_ms - run.compute_ms,  # queueing and Ray's transfers
             }
             headers = {"X-NIE-Model": name, "X-NIE-Scale": str(scale)}
             if not wants_json:
-                encoding = time.perf_counter()
-                png = await asyncio.to_thread(encode_png, output)
-                timings["encode"] = (time.perf_counter() - encoding) * 1000.0
+                png, timings["encode"] = await _timed(asyncio.to_thread(encode_png, output))
                 headers["Server-Timing"] = server_timing(**timings)
                 return Response(png, media_type="image/png", headers=headers)
-            scoring = time.perf_counter()
-            input_score, output_score = await asyncio.gather(
-                service.score(array), service.score(output)
+            (input_score, output_score), timings["score"] = await _timed(
+                asyncio.gather(service.score(array), service.score(output))
             )
-            encoding = time.perf_counter()
-            timings["score"] = (encoding - scoring) * 1000.0
-            input_png, output_png = await asyncio.gather(
-                asyncio.to_thread(encode_png, array), asyncio.to_thread(encode_png, output)
+            (input_png, output_png), timings["encode"] = await _timed(
+                asyncio.gather(
+                    asyncio.to_thread(encode_png, array), asyncio.to_thread(encode_png, output)
+                )
             )
-            timings["encode"] = (time.perf_counter() - encoding) * 1000.0
             headers["Server-Timing"] = server_timing(**timings)
         result_id = uuid.uuid4().hex
         label = infos[name]["label"]

@@ -31,7 +31,6 @@ from ray import serve
 from nie_core.data.images import to_tensor, to_uint8
 from nie_core.inference import enhance, prepare_model, score
 from nie_core.models.nima import mean_score, std_score
-from nie_core.runtime import keep_freed_memory
 from serve_app.config import ModelSpec, ServiceConfig
 from serve_app.errors import InvalidRequestError
 from serve_app.loading import LoadedModel, load_enhancer, load_scorer
@@ -108,9 +107,6 @@ class Enhancer:
         self._model: LoadedModel | None = None
         self._lock = asyncio.Lock()
         self._loaded_at = 0.0
-        # Requests reuse the activations' memory instead of page-faulting it in again each time
-        # (about 15% of a 256 x 256 enhance on CPU).
-        keep_freed_memory()
         if settings.get("torch_threads"):
             torch.set_num_threads(int(settings["torch_threads"]))
 
@@ -219,7 +215,6 @@ class Scorer:
         self._model: LoadedModel | None = None
         self._largest_batch = 0
         self._batches = 0
-        keep_freed_memory()  # as in the Enhancer
 
     def reconfigure(self, user_config: Mapping[str, Any]) -> None:
         """Apply :func:`scorer_user_config`: (re)load the scorer when its source changed, and
