@@ -149,10 +149,14 @@ class HybridLoss(nn.Module):
                 f"reference shape {tuple(reference.shape)} does not match output shape "
                 f"{tuple(output.shape)}"
             )
-        if self.pixel == "l2":
-            pixel_loss = F.mse_loss(output, reference) * self.pixel_range**2
-        else:
-            pixel_loss = F.l1_loss(output, reference) * self.pixel_range
+        # Losses in float32, also when called under autocast: only the scorer's convolutional
+        # trunk may run in bf16 (its head, softmax and mean score are float32, see NIMA).
+        with torch.autocast(output.device.type, enabled=False):
+            out32, ref32 = output.float(), reference.float()
+            if self.pixel == "l2":
+                pixel_loss = F.mse_loss(out32, ref32) * self.pixel_range**2
+            else:
+                pixel_loss = F.l1_loss(out32, ref32) * self.pixel_range
 
         if self.gamma > 0.0:
             scores = self.mean_scores(output)
@@ -163,7 +167,7 @@ class HybridLoss(nn.Module):
             zero = pixel_loss.new_zeros(()).detach()
             return LossParts(pixel_loss, pixel_loss, zero, zero, scored=False)
 
-        aesthetic = (MAX_SCORE - scores).mean()
+        aesthetic = (MAX_SCORE - scores.float()).mean()
         total = pixel_loss + self.gamma * aesthetic if self.gamma > 0.0 else pixel_loss
         return LossParts(total, pixel_loss, aesthetic, scores.mean().detach(), scored=True)
 

@@ -33,10 +33,14 @@ def _bucket_scores(probs: torch.Tensor) -> torch.Tensor:
 def mean_score(probs: torch.Tensor) -> torch.Tensor:
     """Mean score ``sum_i i * p_i`` of each row of ``probs``: (N, K) -> (N,), in [1, K].
 
-    Differentiable; used both as a metric and inside the hybrid enhancement loss.
+    Differentiable; used both as a metric and inside the hybrid enhancement loss. Computed in
+    float32 (or float64 for float64 input) even under autocast, where a bf16 matmul would round
+    the mean to steps of 1/32.
     """
     _check_probs(probs)
-    return probs @ _bucket_scores(probs)
+    if probs.dtype in (torch.float16, torch.bfloat16):
+        probs = probs.float()
+    return (probs * _bucket_scores(probs)).sum(dim=1)
 
 
 def std_score(probs: torch.Tensor) -> torch.Tensor:

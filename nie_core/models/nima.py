@@ -70,8 +70,12 @@ class NIMA(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an (N, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
         features = self.features((x - self.input_mean) / self.input_std)
-        logits = self.head(features.mean(dim=(2, 3)))
-        return torch.softmax(logits, dim=1)
+        # The trunk may run under bf16 autocast (the fast path); the pooling, head and softmax
+        # always run in float32, so scores and the aesthetic loss's gradient are not quantised
+        # (a bf16 mean score moves in steps of 1/32).
+        pooled = features.float().mean(dim=(2, 3))
+        with torch.autocast(pooled.device.type, enabled=False):
+            return torch.softmax(self.head(pooled), dim=1)
 
 
 def freeze_scorer(model: nn.Module) -> nn.Module:

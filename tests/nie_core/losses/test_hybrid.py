@@ -195,3 +195,29 @@ def test_scorer_with_wrong_output_shape_raises() -> None:
 
     with pytest.raises(ValueError, match=r"\(1, 10\)"):
         HybridLoss(FiveBuckets(), gamma=1.0)(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+
+
+def test_scores_and_loss_stay_float32_under_bf16_autocast() -> None:
+    """The scorer's trunk may run in bf16, but its head, the mean score and the loss must not:
+    a bf16 mean score moves in steps of 1/32 and quantises the aesthetic gradient."""
+    from nie_core.models import create_model
+
+    torch.manual_seed(0)
+    scorer = create_model("nima", backbone="mnasnet0_5", dropout=0.0)
+    loss_fn = HybridLoss(scorer, gamma=0.4)
+    output = torch.rand(4, 3, 64, 64, requires_grad=True)
+    reference = torch.rand(4, 3, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        probs = scorer(output)
+        scores = loss_fn.mean_scores(output)
+        parts = loss_fn(output, reference)
+    assert probs.dtype == torch.float32
+    assert scores.dtype == torch.float32
+    for value in (parts.total, parts.pixel, parts.aesthetic, parts.nima_mean):
+        assert value.dtype == torch.float32
+    # Scores of different images differ by less than bf16's step near 5 (1/32) and are not
+    # rounded onto that grid.
+    steps = scores.detach() * 32
+    assert not torch.allclose(steps, steps.round(), atol=1e-4)
+    parts.total.backward()
+    assert output.grad is not None and output.grad.dtype == torch.float32
