@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 DATA ?= data/sample
 
-.PHONY: venv demo test lint bench chromium sample clean help
+.PHONY: venv demo test lint bench chromium sample photos clean help
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,7 +27,12 @@ chromium:  ## install Debian's Chromium for the web-page tests (needs root + apt
 sample: venv  ## build the bundled sample datasets (DIV2K + AVA layouts) in $(DATA)
 	$(BIN)/nie data sample $(DATA)
 
-demo: venv  ## set up, train NIMA + EDSR (L2 and hybrid), sweep gamma, serve the web page
+photos: venv  ## the real-photograph set (scikit-image + Debian's lomiri-wallpapers) in data/photos
+	@command -v apt-get >/dev/null 2>&1 && ! apt-cache show lomiri-wallpapers-16.04 >/dev/null 2>&1 \
+		&& apt-get update -qq || true
+	$(BIN)/nie data photos data/photos
+
+demo: venv photos  ## set up, fine-tune the zoo EDSR (L2 and hybrid), sweep gamma, serve the page
 	$(BIN)/nie demo
 
 test: venv chromium  ## set up and run the whole test suite
