@@ -5,12 +5,14 @@ from __future__ import annotations
 from nie_core.losses.emd import emd_loss as emd
 from nie_core.metrics.aesthetic import binary_accuracy, lcc, mean_score, srcc, std_score
 from nie_core.metrics.image_quality import psnr_rgb, psnr_y, rgb_to_y, ssim_y
+from nie_core.metrics.niqe import niqe
 
 __all__ = [
     "rgb_to_y",
     "psnr_rgb",
     "psnr_y",
     "ssim_y",
+    "niqe",
     "mean_score",
     "std_score",
     "lcc",
