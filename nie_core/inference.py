@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -35,9 +36,12 @@ def fast_path_supported(device: torch.device | str) -> bool:
 
     CPU: oneDNN is available and the CPU has AVX-512 BF16 or AMX-BF16 (read from
     ``/proc/cpuinfo``; False where that file does not exist). CUDA: the GPU computes bfloat16
-    natively (Ampere or newer). Any other device: False.
+    natively (Ampere or newer). Any other device: False. ``NIE_FAST_PATH=off`` in the
+    environment answers False everywhere (float32 only, e.g. to time a machine without bf16).
     """
     device = torch.device(device)
+    if os.environ.get("NIE_FAST_PATH", "").lower() in ("0", "off", "false", "no"):
+        return False
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type == "cpu":
@@ -131,17 +135,24 @@ def enhance(
 
 
 def score(
-    scorer: nn.Module, x: torch.Tensor, resize: int | None = 224, fast: FastMode = False
+    scorer: nn.Module,
+    x: torch.Tensor,
+    resize: int | None | Literal["auto"] = "auto",
+    fast: FastMode = False,
 ) -> torch.Tensor:
     """NIMA score distributions: (N, 3, H, W) in [0, 1] -> probabilities (N, 10) over the
     buckets 1..10, float32 on ``x``'s device.
 
     ``resize``: images are resized to ``resize`` x ``resize`` (bilinear with antialiasing, aspect
     ratio not kept), the input size of the NIMA networks (Talebi & Milanfar 2018 feed 224 x 224
-    crops); None keeps the size. ``fast`` as in :func:`enhance`; off by default so that scores
+    crops); None keeps the size; "auto" uses the scorer's ``input_size`` attribute (224 when it
+    has none; None for technical-quality scorers trained on unresized crops, which must see the
+    pixels as they are). ``fast`` as in :func:`enhance`; off by default so that scores
     used as metrics do not depend on the machine.
     """
     _check_image_batch(x, "x")
+    if resize == "auto":
+        resize = getattr(scorer, "input_size", 224)
     if resize is not None and resize < 1:
         raise ValueError(f"resize must be a positive size or None, got {resize}")
     device = _model_device(scorer)

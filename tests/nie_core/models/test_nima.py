@@ -24,7 +24,7 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_backbones_are_the_documented_ones() -> None:
-    assert BACKBONES == ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2")
+    assert BACKBONES == ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2", "efficientnet_lite0")
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
