@@ -114,9 +114,12 @@ def load_model(
         raise ValueError(f"checkpoint '{path}' lacks {missing}, cannot rebuild its model")
     model_name = state["model_name"]
     model_kwargs = {key: value for key, value in state["model_kwargs"].items() if key != "weights"}
-    model = create_model(model_name, **model_kwargs)
+    # A model-zoo file may hold only the tensors trained on top of named base weights.
+    base_weights = state.get("base_weights")
+    extra = {} if base_weights is None else {"weights": base_weights}
+    model = create_model(model_name, **model_kwargs, **extra)
     try:
-        model.load_state_dict(_strip_wrapper_prefixes(state["model"]))
+        model.load_state_dict(_strip_wrapper_prefixes(state["model"]), strict=base_weights is None)
     except RuntimeError as error:
         raise ValueError(
             f"weights in '{path}' do not fit {model_name}(**{model_kwargs!r}): {error}"

@@ -42,5 +42,16 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
 
 
 def create_model(name: str, **kwargs: object) -> nn.Module:
-    """Build the model registered under ``name``, passing ``kwargs`` to its builder."""
+    """Build the model registered under ``name``, passing ``kwargs`` to its builder.
+
+    ``weights`` naming a model-zoo tag (e.g. ``weights="nie-photos"``) loads the shipped
+    weights of ``nie_core.models.zoo`` instead; the other ``kwargs`` must fit that file.
+    """
+    from nie_core.models import zoo
+
+    weights = kwargs.get("weights")
+    if zoo.is_zoo_tag(weights):
+        get_model_builder(name)  # unknown names fail as usual
+        rest = {key: value for key, value in kwargs.items() if key != "weights"}
+        return zoo.load_zoo_weights(name, str(weights), **rest)
     return get_model_builder(name)(**kwargs)
