@@ -18,14 +18,17 @@ from collections.abc import Callable, Sequence
 EXAMPLES = """\
 examples:
   nie data sample data/sample                         build the bundled sample datasets
+  nie data photos data/photos                         DIV2K-layout set of real photographs
   nie train nima --config ray_jobs/recipes/nima_sample.yaml
   nie train enhancer --config ray_jobs/recipes/edsr_sample.yaml loss.gamma=0.4
   nie tune --config ray_jobs/recipes/tune_sample.yaml
   nie serve --config serve_app/serve_config.yaml
-  nie enhance photo.png --model runs/edsr/checkpoint.pt --out enhanced/
-  nie score photo.png other.jpg --model runs/nima/checkpoint.pt
+  nie enhance photo.png --out enhanced/              (the demo's hybrid model, else the zoo's)
+  nie score photo.png other.jpg                       (the zoo's NIMA)
   nie demo --no-serve
   nie report --out report/
+  nie eval --model zoo:edsr_baseline-x2@nie-photos --data data/photos/DIV2K/DIV2K_valid_HR
+  nie zoo list
 """
 
 
@@ -61,6 +64,37 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_photos(args: argparse.Namespace) -> int:
+    from nie_core.data.photos import build_photo_set
+
+    summary = build_photo_set(
+        args.out_dir,
+        sources_dir=args.debs_dir,
+        hr_long_side=args.hr_long_side,
+        valid_fraction=args.valid_fraction,
+        seed=args.seed,
+        force=args.force,
+    )
+    print(
+        f"photo set ready: {summary['n_train']} train + {summary['n_valid']} valid photographs "
+        f"({summary['hr_pixels'] / 1e6:.1f} MP of HR) in the DIV2K layout in {summary['div2k']}; "
+        f"sources and licences in {summary['manifest']}"
+    )
+    return 0
+
+
+def _run_ratings(args: argparse.Namespace) -> int:
+    from nie_core.data.quality_ratings import build_quality_ratings
+
+    paths = build_quality_ratings(
+        args.photos, args.out_dir, crop=args.crop, crops_per_photo=args.crops_per_photo,
+        seed=args.seed, force=args.force,
+    )  # fmt: skip
+    print(f"ratings ready: {paths['csv']} (validation rows in {paths['split_file']})")
+    print("note: these ratings are SYNTHETIC (set by the degradation), not human votes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``nie`` argument parser with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -72,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    # nie data sample DIR
+    # nie data sample|photos DIR
     data = sub.add_parser("data", help="build datasets", formatter_class=_Formatter)
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     sample = data_sub.add_parser(
@@ -84,6 +118,50 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="seed of the synthetic ratings")
     sample.add_argument("--force", action="store_true", help="rebuild even if up to date")
     sample.set_defaults(handler=_run_sample)
+
+    # nie data photos DIR
+    photos = data_sub.add_parser(
+        "photos",
+        help="write a DIV2K-layout set of real photographs (scikit-image + Debian's "
+        "lomiri-wallpapers packages, fetched with apt-get download)",
+        formatter_class=_Formatter,
+    )
+    photos.add_argument("out_dir", metavar="DIR", help="where to write DIV2K/ and manifest.json")
+    photos.add_argument(
+        "--debs-dir",
+        default="~/.cache/nie/debs",
+        metavar="DIR",
+        help="where the wallpaper packages are downloaded and unpacked",
+    )
+    photos.add_argument(
+        "--hr-long-side", type=int, default=1020, help="longest HR side, a multiple of 12"
+    )
+    photos.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=None,
+        help="validate on every k-th photo (about this fraction); None: the curated choice",
+    )
+    photos.add_argument("--seed", type=int, default=0, help="offset of a fraction-based split")
+    photos.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    photos.set_defaults(handler=_run_photos)
+
+    # nie data ratings DIR
+    ratings = data_sub.add_parser(
+        "ratings",
+        help="write SYNTHETIC technical-quality ratings (clean vs bicubic x2/x3/x4, blur, noise, "
+        "JPEG, contrast) of crops of a photo set, for training the zoo's NIMA",
+        formatter_class=_Formatter,
+    )
+    ratings.add_argument("out_dir", metavar="DIR", help="where to write ratings.csv and images/")
+    ratings.add_argument(
+        "--photos", default="data/photos/DIV2K", help="DIV2K-layout photo set (nie data photos)"
+    )
+    ratings.add_argument("--crop", type=int, default=168, help="side of the rated crops (px)")
+    ratings.add_argument("--crops-per-photo", type=int, default=10, help="crops per photograph")
+    ratings.add_argument("--seed", type=int, default=0, help="seed of the crops and noise")
+    ratings.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    ratings.set_defaults(handler=_run_ratings)
 
     # nie train nima|enhancer
     train = sub.add_parser(
@@ -132,7 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     enhance.add_argument("images", nargs="+", metavar="IMAGE")
     enhance.add_argument(
-        "--model", required=True, help="checkpoint path/dir, models:/NAME@ALIAS, or a model name"
+        "--model",
+        default=None,
+        help="zoo:MODEL[-xS]@TAG, checkpoint path/dir, models:/NAME@ALIAS, or a model name "
+        "(default: the hybrid model `nie demo` registered, else zoo:edsr_baseline-x2@nie-photos)",
     )
     enhance.add_argument("--out", required=True, metavar="DIR", help="output folder")
     enhance.add_argument("--scale", type=int, default=None, help="scale for MDSR models")
@@ -171,6 +252,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--port", type=int, default=8000, help="HTTP port of the service")
     demo.set_defaults(handler=_entry("ray_jobs.demo", "run_cli"))
+
+    # nie eval
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure a model on a folder of HR photographs (PSNR-Y, SSIM-Y, NIQE, "
+        "LR-consistency, NIMA; bicubic and reference beside it)",
+        description="Measure an enhancer against bicubic upsampling on any folder of HR "
+        "photographs (LR made on the fly with the project's bicubic), or check that a NIMA "
+        "scorer ranks each reference above its x2 and x4 bicubic copies. Writes results.md and "
+        "results.json (date, machine, protocol).",
+        formatter_class=_Formatter,
+    )
+    evaluate.add_argument(
+        "--model",
+        default="zoo:edsr_baseline-x2@nie-photos",
+        help="zoo:MODEL[-xS]@TAG, a checkpoint path/dir or models:/NAME@ALIAS",
+    )
+    evaluate.add_argument("--data", required=True, metavar="FOLDER", help="HR images")
+    evaluate.add_argument("--scale", type=int, default=None, help="scale (default: the model's)")
+    evaluate.add_argument("--scorer", default="zoo:nima@nie-quality", help="NIMA for the scores")
+    evaluate.add_argument("--no-nima", action="store_true", help="skip the NIMA column")
+    evaluate.add_argument(
+        "--crop", type=int, default=None, help="centre crop of each HR image (px; default whole)"
+    )
+    evaluate.add_argument("--max-images", type=int, default=None, help="first N images only")
+    evaluate.add_argument("--out", default=None, metavar="DIR", help="default eval/<model>")
+    evaluate.set_defaults(handler=_entry("serve_app.eval_cli", "run_eval"))
+
+    # nie zoo list|export
+    zoo = sub.add_parser("zoo", help="the shipped model zoo", formatter_class=_Formatter)
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
+    zoo_list = zoo_sub.add_parser("list", help="list the zoo's models and their cards")
+    zoo_list.set_defaults(handler=_entry("ray_jobs.zoo_cli", "run_list"))
+    export = zoo_sub.add_parser(
+        "export",
+        help="write a trained checkpoint into the zoo (float16) with its model card",
+        formatter_class=_Formatter,
+    )
+    export.add_argument("checkpoint", help="checkpoint file or run folder (e.g. runs/NAME/best)")
+    export.add_argument(
+        "--uri", required=True, help="zoo entry, e.g. zoo:edsr_baseline-x2@nie-photos"
+    )
+    export.add_argument("--recipe", required=True, help="recipe file it was trained with")
+    export.add_argument("--eval", default=None, metavar="JSON", help="nie eval results.json")
+    export.add_argument("--command", default=None, help="the retraining command, for the card")
+    export.set_defaults(handler=_entry("ray_jobs.zoo_cli", "run_export"))
 
     # nie report
     report = sub.add_parser(

@@ -136,8 +136,9 @@ class WorkerEnv:
     fast: bool  # bf16 autocast + channels_last
 
     @classmethod
-    def setup(cls, seed: int, fast_mode: str) -> WorkerEnv:
-        """Seed this worker (``seed + rank``) and decide whether the fast path is on."""
+    def setup(cls, seed: int, fast_mode: str, cpus_per_worker: float = 1.0) -> WorkerEnv:
+        """Seed this worker (``seed + rank``), decide whether the fast path is on, and give
+        torch ``cpus_per_worker`` threads on CPU (``$OMP_NUM_THREADS`` wins when set)."""
         import ray.train
         import ray.train.torch
 
@@ -155,7 +156,10 @@ class WorkerEnv:
             fast = fast_path_supported(device)
         if device.type == "cpu":
             # Each worker gets its share of the cores; torch would otherwise oversubscribe.
-            cpus = max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or 1)
+            # Ray Train does not set OMP_NUM_THREADS for its workers: without this a worker
+            # that reserved 2 CPUs computed on one thread.
+            reserved = max(1, int(cpus_per_worker))
+            cpus = max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or reserved)
             torch.set_num_threads(cpus)
         return cls(rank, world, device, fast)
 

@@ -58,7 +58,8 @@ class TrackingSettings:
 class EnhancerModelSettings:
     name: Literal["edsr_baseline", "edsr", "mdsr_baseline", "mdsr"] = "edsr_baseline"
     scales: tuple[int, ...] = (2,)  # EDSR: one scale; MDSR: trained one random scale per batch
-    weights: str | None = None  # start from our checkpoint or an official EDSR-PyTorch file
+    # start from our checkpoint, an official EDSR-PyTorch file, or zoo weights ("nie-photos")
+    weights: str | None = None
     n_resblocks: int | None = None  # override the preset's depth (tiny models in tests)
     n_feats: int | None = None  # override the preset's width
 
@@ -83,7 +84,9 @@ class LossSettings:
     # gamma has the report's scale; 1.0 would let gamma 0.4 swamp the L2 term ~1000x.
     pixel_range: float = 255.0
     gamma: float = 0.0  # weight of (10 - NIMA mean); report: 0.4 for SR, 0.1 for deblurring
-    nima_checkpoint: str | None = None  # checkpoint of the nima job (needed when gamma > 0)
+    # the frozen scorer (needed when gamma > 0): a nima-job checkpoint, or the zoo's
+    # technical-quality NIMA "zoo:nima@nie-quality"
+    nima_checkpoint: str | None = None
     allow_untrained_nima: bool = False  # explicit opt-in to a random-weight scorer (tests)
     nima_backbone: str = "mnasnet1_0"  # backbone of the untrained scorer only
     aesthetic_on: Literal["image", "patch"] = "image"  # score each output whole or per patch
@@ -119,6 +122,12 @@ class NimaModelSettings:
     backbone: str = "mnasnet1_0"  # report: MnasNet; also mnasnet0_5, mobilenet_v2
     weights: str | None = None  # None, "imagenet" (torchvision cache) or a checkpoint path
     dropout: float = 0.75  # NIMA paper
+    # side the scorer resizes images to when scoring; None scores them as they are (a
+    # technical-quality scorer trained on unresized crops must see the pixels unchanged)
+    input_size: int | None = 224
+    # parameter-name prefixes to train (e.g. ["features._blocks.15", "head"]); every other
+    # parameter and BatchNorm statistic keeps its initial (ImageNet) value. Empty: train all
+    train_only: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

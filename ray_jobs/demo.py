@@ -1,22 +1,26 @@
 """``nie demo``: the whole project on one machine, in one command.
 
-1. data     the sample sets in the DIV2K and AVA layouts -> ``WORKDIR/data/sample``
+1. data     real photographs in the DIV2K layout (``nie data photos``: scikit-image and Debian's
+            lomiri-wallpapers packages) -> ``WORKDIR/data/photos``, and 384 px centre crops of
+            its validation photographs
 2. Ray      an embedded local cluster with its dashboard (or the cluster this process, or
             ``$RAY_ADDRESS``, already points at)
-3. training five jobs from ``ray_jobs/recipes/demo_*.yaml``: NIMA, EDSR-baseline x2 with the L2
-            loss and with the hybrid loss, a small MDSR, and a grid sweep over gamma (Ray Tune);
-            all tracked in ``WORKDIR/mlflow.db``, the models registered there
-4. summary  PSNR (Y) and mean NIMA score of bicubic, the L2 model and the hybrid model on the
-            validation images (printed; also ``WORKDIR/runs/demo_summary.json``)
-5. report   ``nie report`` -> ``WORKDIR/runs/report/report.md``
+3. training three jobs from ``ray_jobs/recipes/demo_*.yaml``, every one fine-tuned from the
+            same zoo checkpoint (``edsr_baseline`` x2, ``nie-photos``) for the same steps:
+            the L2 loss, the hybrid loss with the zoo's technical-quality NIMA
+            (``zoo:nima@nie-quality``, frozen), and a grid sweep over gamma (Ray Tune); all
+            tracked in ``WORKDIR/mlflow.db``, the models registered there
+4. summary  bicubic, L2, hybrid and the reference on the validation crops: PSNR-Y, SSIM-Y,
+            NIMA, and two judges the hybrid loss never saw, NIQE and LR-consistency, as mean
+            and standard deviation (``WORKDIR/runs/demo_summary.{md,json}``, date and machine)
+5. report   ``nie report`` -> ``WORKDIR/runs/report/report.md`` (the summary included)
 6. service  the web page and HTTP API with both models, until Ctrl-C (not with ``--no-serve``)
 
 A second call reuses what the first built: a training stage is skipped when its folder
 ``WORKDIR/runs/NAME`` holds the finished result (``best/``, or the sweep's table) and a marker
-file with the hash of the stage's resolved config (and of the stages it depends on). An
-interrupted stage resumes from its latest checkpoint; a stage whose settings changed starts
-afresh. ``--fast`` shrinks every job to seconds and leaves out the MDSR run (tests, smoke
-runs).
+file with the hash of the stage's resolved config (and of the scorer it uses). An interrupted
+stage resumes from its latest checkpoint; a stage whose settings changed starts afresh.
+``--fast`` uses the bundled sample set and a few steps per job (seconds; the tests).
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from nie_core.config import config_from_dict, config_to_dict, load_config
 
 from .common import ensure_ray, format_seconds
-from .config import EnhancerJobConfig, NimaJobConfig, TuneJobConfig
+from .config import EnhancerJobConfig, TuneJobConfig
 
 __all__ = [
     "DemoLayout",
@@ -53,17 +58,17 @@ __all__ = [
 RECIPES = Path(__file__).resolve().parent / "recipes"
 MARKER_FILE = "demo_stage.json"
 SUMMARY_FILE = "demo_summary.json"
+SUMMARY_MARKDOWN = "demo_summary.md"
 APP_NAME = "nie"
+# The frozen scorer of the hybrid loss, of validation and of the summary: the zoo's NIMA.
+SCORER = "zoo:nima@nie-quality"
+SCORER_BACKBONE = "efficientnet_lite0"
+VALID_CROP = 384  # the summary and validation use centre crops of the validation photographs
 
-# --fast: every job shrunk to a few optimizer steps of a tiny model, one worker each.
-FAST_NIMA = (
-    "model.backbone=mnasnet0_5", "data.resize=72", "data.crop=64", "data.max_valid_images=16",
-    "run.epochs=1", "run.steps_per_epoch=2", "run.batch_size=8", "scaling.num_workers=1",
-)  # fmt: skip
+# --fast: a few optimizer steps on the bundled sample set, one worker each (tests, smoke runs).
 FAST_ENHANCER = (
-    "model.n_resblocks=2", "model.n_feats=16", "data.patch_size=16", "data.repeat=4",
-    "data.max_valid_images=2", "run.epochs=2", "run.steps_per_epoch=2", "run.batch_size=4",
-    "scaling.num_workers=1",
+    "data.patch_size=16", "data.repeat=4", "data.max_valid_images=2", "run.epochs=2",
+    "run.steps_per_epoch=2", "run.batch_size=4", "scaling.num_workers=1",
 )  # fmt: skip
 FAST_SWEEP_GAMMAS = [0.0, 0.4]
 FAST_SWEEP = (*(f"job.{o}" for o in FAST_ENHANCER), "job.run.epochs=1")
@@ -74,13 +79,31 @@ FAST_SWEEP = (*(f"job.{o}" for o in FAST_ENHANCER), "job.run.epochs=1")
 
 @dataclass(frozen=True)
 class DemoLayout:
-    """Everything the demo writes, under one working directory."""
+    """Everything the demo writes, under one working directory. ``fast`` uses the bundled
+    sample set (scikit-image photographs only, nothing fetched) instead of the photo set."""
 
     workdir: Path
+    fast: bool = False
 
     @property
     def data(self) -> Path:
         return self.workdir / "data" / "sample"
+
+    @property
+    def photos(self) -> Path:
+        return self.workdir / "data" / "photos"
+
+    @property
+    def train_root(self) -> Path:
+        """The DIV2K-layout training set."""
+        return (self.data if self.fast else self.photos) / "DIV2K"
+
+    @property
+    def valid_root(self) -> Path:
+        """Folder of HR validation images (centre crops of the validation photographs)."""
+        if self.fast:
+            return self.data / "DIV2K" / "DIV2K_valid_HR"
+        return self.photos / f"valid_crops_{VALID_CROP}"
 
     @property
     def runs(self) -> Path:
@@ -97,9 +120,6 @@ class DemoLayout:
     @property
     def tracking_uri(self) -> str:
         return f"sqlite:///{self.workdir / 'mlflow.db'}"
-
-    def nima_checkpoint(self, run_name: str) -> Path:
-        return self.runs / run_name / "best"
 
 
 # --------------------------------------------------------------------------- stages
@@ -171,63 +191,61 @@ def run_stage(
     return StageResult(name, str(folder), digest, False, time.monotonic() - start, result)
 
 
-def _path_overrides(layout: DemoLayout, nima_run: str | None, prefix: str = "") -> list[str]:
+def _path_overrides(layout: DemoLayout, prefix: str = "") -> list[str]:
     """Absolute paths under the working directory (Ray workers do not share our cwd)."""
-    out = [
-        f"{prefix}data.root={layout.data / 'DIV2K'}",
+    return [
+        f"{prefix}data.root={layout.train_root}",
+        f"{prefix}data.valid_root={layout.valid_root}",
         f"{prefix}data.cache_dir={layout.cache}",
         f"{prefix}tracking.tracking_uri={layout.tracking_uri}",
+        f"{prefix}loss.nima_checkpoint={SCORER}",
     ]
-    if nima_run is not None:
-        out.append(f"{prefix}loss.nima_checkpoint={layout.nima_checkpoint(nima_run)}")
-    return out
 
 
-def nima_config(layout: DemoLayout, fast: bool) -> NimaJobConfig:
-    """The demo's NIMA job (``recipes/demo_nima.yaml``) with its paths under the workdir."""
-    return load_config(
-        NimaJobConfig,
-        RECIPES / "demo_nima.yaml",
-        [
-            f"data.root={layout.data / 'AVA'}",
-            f"run.storage_path={layout.runs}",
-            f"tracking.tracking_uri={layout.tracking_uri}",
-            *(FAST_NIMA if fast else ()),
-        ],
-    )
-
-
-def enhancer_config(
-    recipe: str, layout: DemoLayout, nima_run: str, fast: bool
-) -> EnhancerJobConfig:
+def enhancer_config(recipe: str, layout: DemoLayout) -> EnhancerJobConfig:
     """One of the demo's enhancer jobs (``recipes/<recipe>``) with its paths under the workdir."""
     return load_config(
         EnhancerJobConfig,
         RECIPES / recipe,
         [
-            *_path_overrides(layout, nima_run),
+            *_path_overrides(layout),
             f"run.storage_path={layout.runs}",
-            *(FAST_ENHANCER if fast else ()),
+            *(FAST_ENHANCER if layout.fast else ()),
         ],
     )
 
 
-def sweep_config(layout: DemoLayout, nima_run: str, fast: bool) -> TuneJobConfig:
+def sweep_config(layout: DemoLayout) -> TuneJobConfig:
     """The demo's gamma sweep (``recipes/demo_gamma_sweep.yaml``); --fast: two gammas."""
     import yaml
 
     data = yaml.safe_load((RECIPES / "demo_gamma_sweep.yaml").read_text(encoding="utf-8"))
-    if fast:
+    if layout.fast:
         data["space"]["loss.gamma"] = {"grid": FAST_SWEEP_GAMMAS}
     return config_from_dict(
         TuneJobConfig,
         data,
         [
-            *_path_overrides(layout, nima_run, prefix="job."),
+            *_path_overrides(layout, prefix="job."),
             f"storage_path={layout.runs / 'tune'}",
-            *(FAST_SWEEP if fast else ()),
+            *(FAST_SWEEP if layout.fast else ()),
         ],
     )
+
+
+def prepare_data(layout: DemoLayout) -> None:
+    """The training and validation images: the bundled sample set (--fast), else the photo set
+    (scikit-image + Debian's lomiri-wallpapers photographs, ``nie data photos``) and the centre
+    crops of its validation photographs."""
+    if layout.fast:
+        from nie_core.data.sample import build_sample_data
+
+        build_sample_data(layout.data)
+        return
+    from nie_core.data.photos import build_photo_set, write_centre_crops
+
+    build_photo_set(layout.photos, log=lambda line: None)
+    write_centre_crops(layout.photos / "DIV2K" / "DIV2K_valid_HR", layout.valid_root, VALID_CROP)
 
 
 # --------------------------------------------------------------------------- the demo
@@ -238,12 +256,12 @@ class DemoResult:
     """What ``run_demo`` built."""
 
     layout: DemoLayout
-    stages: dict[str, StageResult]  # "nima", "l2", "hybrid", "mdsr" (not with fast), "sweep"
-    summary: list[Any]  # report.ImageAssessment per validation image
-    summary_table: str
+    stages: dict[str, StageResult]  # "l2", "hybrid", "sweep"
+    summary: Any  # nie_core.evaluation.EvalTable over the validation images
+    summary_table: str  # its Markdown table, as printed
     report: Path | None  # report.md (None when it was not asked for)
     training_seconds: float  # spent training in this call
-    nima_backbone: str
+    gamma: float  # the hybrid model's gamma
 
 
 def _log(message: str) -> None:
@@ -251,25 +269,20 @@ def _log(message: str) -> None:
 
 
 def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True) -> DemoResult:
-    """Build the data, train and track every model, print the summary table and write the
+    """Build the data, fine-tune and track every model, print the summary table and write the
     report (see the module docstring). Connects to Ray (``ensure_ray``, dashboard on) unless
     this process already is. Returns what was built; serving is :func:`start_demo_service`."""
-    from nie_core.data.sample import build_sample_data
-
     from . import tune
     from .enhancer import train_enhancer
-    from .nima import train_nima
 
-    layout = DemoLayout(Path(workdir).resolve())
+    layout = DemoLayout(Path(workdir).resolve(), fast)
     layout.workdir.mkdir(parents=True, exist_ok=True)
-    mode = "fast (tiny models)" if fast else "full"
+    mode = "fast (a few steps on the sample set)" if fast else "full"
     _log(f"workdir {layout.workdir}, {mode} settings")
 
-    nima_cfg = nima_config(layout, fast)
-    l2_cfg = enhancer_config("demo_edsr_l2.yaml", layout, nima_cfg.run.name, fast)
-    hybrid_cfg = enhancer_config("demo_edsr_hybrid.yaml", layout, nima_cfg.run.name, fast)
-    mdsr_cfg = enhancer_config("demo_mdsr_hybrid.yaml", layout, nima_cfg.run.name, fast)
-    sweep_cfg = sweep_config(layout, nima_cfg.run.name, fast)
+    l2_cfg = enhancer_config("demo_edsr_l2.yaml", layout)
+    hybrid_cfg = enhancer_config("demo_edsr_hybrid.yaml", layout)
+    sweep_cfg = sweep_config(layout)
 
     def train_result(result: Any) -> dict[str, Any]:
         return asdict(result)
@@ -279,29 +292,24 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
                 "gamma_plot", "pareto_plot", "errored")  # fmt: skip
         return {k: getattr(result, k) for k in keys}
 
+    start = f"from the zoo's {l2_cfg.model.name} x2 ({l2_cfg.model.weights})"
     # (key, title, config, folder, file that proves it finished, how to run it)
     plan: list[tuple[str, str, Any, Path, str, Callable[[], Mapping[str, Any]]]] = [
-        ("nima", "NIMA (MnasNet) on the sample AVA set", nima_cfg,
-         layout.runs / nima_cfg.run.name, "best/checkpoint.pt",
-         lambda: train_result(train_nima(nima_cfg))),
-        ("l2", "EDSR-baseline x2, L2 loss", l2_cfg, layout.runs / l2_cfg.run.name,
-         "best/checkpoint.pt", lambda: train_result(train_enhancer(l2_cfg))),
-        ("hybrid", f"EDSR-baseline x2, hybrid loss (gamma {hybrid_cfg.loss.gamma:g})",
-         hybrid_cfg, layout.runs / hybrid_cfg.run.name, "best/checkpoint.pt",
-         lambda: train_result(train_enhancer(hybrid_cfg))),
-        ("mdsr", "MDSR-baseline x2/x3, hybrid loss (for the EDSR-vs-MDSR figure)",
-         mdsr_cfg, layout.runs / mdsr_cfg.run.name, "best/checkpoint.pt",
-         lambda: train_result(train_enhancer(mdsr_cfg))),
-        ("sweep", "gamma sweep (Ray Tune grid)", sweep_cfg,
+        ("l2", f"EDSR-baseline x2, L2 loss, fine-tuned {start}", l2_cfg,
+         layout.runs / l2_cfg.run.name, "best/checkpoint.pt",
+         lambda: train_result(train_enhancer(l2_cfg))),
+        ("hybrid", f"EDSR-baseline x2, hybrid loss (gamma {hybrid_cfg.loss.gamma:g}), the same "
+         "steps from the same start", hybrid_cfg, layout.runs / hybrid_cfg.run.name,
+         "best/checkpoint.pt", lambda: train_result(train_enhancer(hybrid_cfg))),
+        ("sweep", "gamma sweep (Ray Tune grid, each trial fine-tuned from the zoo)", sweep_cfg,
          layout.runs / "tune" / sweep_cfg.name, tune.TABLE_FILE,
          lambda: sweep_result(tune.run_tune(sweep_cfg))),
     ]  # fmt: skip
-    if fast:  # the test of the whole pipeline needs no second architecture
-        plan = [step for step in plan if step[0] != "mdsr"]
     total = len(plan) + 3
 
-    _log(f"[1/{total}] sample data (DIV2K and AVA layouts; the AVA ratings are synthetic)")
-    build_sample_data(layout.data)
+    what = "the bundled sample set" if fast else "photographs (scikit-image, lomiri-wallpapers)"
+    _log(f"[1/{total}] data: {what}")
+    prepare_data(layout)
 
     _log(f"[2/{total}] Ray")
     ensure_ray(include_dashboard=True)
@@ -313,8 +321,7 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     stages: dict[str, StageResult] = {}
     for number, (key, title, cfg, folder, done_file, train) in enumerate(plan, start=3):
         _log(f"[{number}/{total}] {title} -> {folder}")
-        upstream = [] if key == "nima" else [stages["nima"].config_hash]
-        stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, upstream, _log)
+        stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, [SCORER], _log)
         stages[key] = stage
         if not stage.reused:
             _log(f"{title}: done in {format_seconds(stage.seconds)}")
@@ -322,61 +329,74 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     _log(f"training finished in {format_seconds(training_seconds)}")
 
     _log(f"[{total}/{total}] summary" + (" and report" if report else ""))
-    summary, table = demo_summary(layout, stages, l2_cfg, hybrid_cfg.loss.gamma)
+    table, markdown = demo_summary(layout, stages, hybrid_cfg.loss.gamma, training_seconds)
     report_path = None
     if report:
         from .report import build_report
 
-        report_path = build_report(layout.report, layout.tracking_uri).markdown
+        report_path = build_report(
+            layout.report, layout.tracking_uri, summary_markdown=markdown
+        ).markdown
     return DemoResult(
-        layout, stages, summary, table, report_path, training_seconds, nima_cfg.model.backbone
+        layout, stages, table, markdown, report_path, training_seconds, hybrid_cfg.loss.gamma
     )
 
 
 def demo_summary(
     layout: DemoLayout,
     stages: Mapping[str, StageResult],
-    valid_cfg: EnhancerJobConfig,
     gamma: float,
-) -> tuple[list[Any], str]:
-    """Assess bicubic, the L2 and the hybrid model on every validation image with the demo's
-    NIMA; returns the per-image results and the printed table (also written as JSON)."""
+    training_seconds: float,
+) -> tuple[Any, str]:
+    """Measure bicubic, the L2 and the hybrid model and the reference on every validation
+    image (``nie_core.evaluation``: PSNR-Y, SSIM-Y, NIQE, LR-consistency, NIMA); returns the
+    table and its Markdown, also written to ``runs/demo_summary.{json,md}`` with date and
+    machine."""
+    from datetime import datetime
+
     from nie_core.checkpoint import load_model
+    from nie_core.evaluation import evaluate_images, list_images
     from nie_core.models.nima import freeze_scorer
+    from nie_core.models.zoo import load_zoo_uri
+    from serve_app.eval_cli import _machine
 
-    from .enhancer import valid_dataset
-    from .report import assess_outputs, format_summary_table, mean_assessment
-
+    l2, hybrid = "EDSR x2, L2", f"EDSR x2, hybrid (gamma {gamma:g})"
     enhancers = {
-        "baseline": load_model(stages["l2"].result["checkpoint_dir"]).eval(),
-        "hybrid": load_model(stages["hybrid"].result["checkpoint_dir"]).eval(),
+        l2: load_model(stages["l2"].result["checkpoint_dir"]).eval(),
+        hybrid: load_model(stages["hybrid"].result["checkpoint_dir"]).eval(),
     }
-    scorer = freeze_scorer(load_model(stages["nima"].result["checkpoint_dir"]))
-    scale = valid_cfg.model.scales[0]
-    dataset = valid_dataset(valid_cfg)
-    items = assess_outputs(enhancers, scorer, dataset, scale)
-    labels = {
-        "bicubic": f"bicubic x{scale}",
-        "baseline": f"EDSR-baseline x{scale}, L2",
-        "hybrid": f"EDSR-baseline x{scale}, hybrid (gamma {gamma:g})",
-        "reference": "reference (HR)",
-    }
-    table = format_summary_table(items, labels)
-    summary_file = layout.runs / SUMMARY_FILE
-    summary_file.parent.mkdir(parents=True, exist_ok=True)
-    summary_file.write_text(
-        json.dumps(
-            {
-                "images": [a.image for a in items],
-                "mean": {labels[m]: v for m, v in mean_assessment(items).items()},
-                "per_image": [{"image": a.image, "psnr_y": a.psnr_y, "nima_mean": a.nima_mean}
-                              for a in items],
-            },
-            indent=1,
-        ),
-        encoding="utf-8",
-    )  # fmt: skip
-    return items, table
+    images = list_images(layout.valid_root)
+    table = evaluate_images(images, enhancers, 2, scorer=freeze_scorer(load_zoo_uri(SCORER)))
+    stats = table.summary()
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    title = f"nie demo summary ({date}, {_machine()}; training {format_seconds(training_seconds)})"
+    lines = [table.markdown(title), "", _comparison(stats, l2, hybrid)]
+    markdown = "\n".join(lines)
+    layout.runs.mkdir(parents=True, exist_ok=True)
+    (layout.runs / SUMMARY_MARKDOWN).write_text(markdown + "\n", encoding="utf-8")
+    payload = {"date": date, "machine": _machine(), "training_seconds": training_seconds,
+               "images": table.images, "scorer": SCORER, "summary": stats,
+               "per_image": table.values}  # fmt: skip
+    (layout.runs / SUMMARY_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    return table, markdown
+
+
+def _comparison(stats: Mapping[str, Any], l2: str, hybrid: str) -> str:
+    """One sentence per metric: hybrid minus L2, and each against bicubic, from the numbers."""
+
+    def mean(row: str, metric: str) -> float:
+        return float(stats[row][metric]["mean"])
+
+    parts = []
+    for row in (l2, hybrid):
+        gain = mean(row, "psnr_y") - mean("bicubic", "psnr_y")
+        parts.append(f"{row}: {gain:+.2f} dB PSNR-Y over bicubic")
+    diff = {m: mean(hybrid, m) - mean(l2, m) for m in ("psnr_y", "nima", "niqe", "lr_psnr_y")}
+    parts.append(
+        f"hybrid minus L2: NIMA {diff['nima']:+.3f}, PSNR-Y {diff['psnr_y']:+.2f} dB, "
+        f"NIQE {diff['niqe']:+.2f} (lower is better), LR-consistency {diff['lr_psnr_y']:+.2f} dB"
+    )
+    return "; ".join(parts) + "."
 
 
 # --------------------------------------------------------------------------- serving
@@ -412,11 +432,7 @@ def demo_service_config(demo: DemoResult) -> Any:
         {
             "config": str(DEFAULT_SERVE_CONFIG),
             "models": models,
-            "scorer": {
-                "source": _model_source(demo.stages["nima"].result),
-                "backbone": demo.nima_backbone,
-                "replicas": small,
-            },
+            "scorer": {"source": SCORER, "backbone": SCORER_BACKBONE, "replicas": small},
             "ingress": small,
             "enhancer": {**small, "num_cpus": 0.5},
             "mlflow_tracking_uri": demo.layout.tracking_uri,
@@ -464,8 +480,9 @@ def run_cli(args: argparse.Namespace) -> int:
     (or exit with ``--no-serve``)."""
     demo = run_demo(args.workdir, fast=args.fast)
     print()
-    print("Validation images: PSNR (Y) and mean NIMA score (NIMA trained on SYNTHETIC ratings)")
     print(demo.summary_table)
+    print("(NIMA here is the zoo's technical-quality scorer, trained on SYNTHETIC ratings.)")
+    print(f"summary:  {demo.layout.runs / SUMMARY_MARKDOWN}")
     sweep = demo.stages["sweep"].result
     if sweep.get("best_trial"):
         print(f"gamma sweep: results {sweep.get('table')}, plot {sweep.get('gamma_plot')}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from nie_core.config import config_from_dict, config_to_dict
 from nie_core.data.div2k import DIV2K, ImageFolderSR, PairedSRDataset
 from nie_core.losses import HybridLoss
 from nie_core.metrics import psnr_rgb, psnr_y, ssim_y
+from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag, load_zoo_uri, parse_zoo_uri
 
 from . import common, tracking
 from .config import EnhancerJobConfig
@@ -51,7 +53,23 @@ def resolve(cfg: EnhancerJobConfig) -> EnhancerJobConfig:
         if cfg.tracking.experiment
         else replace(cfg.tracking, experiment="nie-enhancer")
     )
-    return replace(cfg, run=run, tracking=trk)
+    # Workers run in Ray's own working folder: relative paths are taken from the driver's.
+    data = replace(
+        cfg.data,
+        root=_absolute(cfg.data.root),
+        valid_root=_absolute(cfg.data.valid_root),
+        cache_dir=_absolute(cfg.data.cache_dir),
+    )
+    model = replace(cfg.model, weights=_absolute(cfg.model.weights))
+    loss = replace(cfg.loss, nima_checkpoint=_absolute(cfg.loss.nima_checkpoint))
+    return replace(cfg, run=run, tracking=trk, data=data, model=model, loss=loss)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` made absolute against the current folder (None and zoo names unchanged)."""
+    if path is None or is_zoo_tag(path) or path.startswith(ZOO_PREFIX) or Path(path).is_absolute():
+        return path
+    return str(Path(path).resolve())
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -126,6 +144,10 @@ def load_scorer(cfg: EnhancerJobConfig) -> torch.nn.Module | None:
         if cfg.loss.allow_untrained_nima:
             return freeze_scorer(create_model("nima", backbone=cfg.loss.nima_backbone))
         return None
+    if path.startswith(ZOO_PREFIX):
+        if parse_zoo_uri(path).model != "nima":
+            raise ValueError(f"loss.nima_checkpoint {path!r} is not a NIMA in the zoo")
+        return freeze_scorer(load_zoo_uri(path))
     state = load_checkpoint(_checkpoint_file(path))
     if state.get("model_name") != "nima":
         raise ValueError(
@@ -161,8 +183,9 @@ def check(cfg: EnhancerJobConfig) -> None:
         raise ValueError(f"loss.gamma must be >= 0, got {cfg.loss.gamma}")
     if not cfg.loss.pixel_range > 0:
         raise ValueError(f"loss.pixel_range must be > 0, got {cfg.loss.pixel_range}")
-    if cfg.model.weights is not None and not Path(cfg.model.weights).exists():
-        raise ValueError(f"model.weights {cfg.model.weights!r} does not exist")
+    weights = cfg.model.weights
+    if weights is not None and not is_zoo_tag(weights) and not Path(weights).exists():
+        raise ValueError(f"model.weights {weights!r} is neither a file nor a zoo tag")
     if cfg.scaling.num_workers < 1:
         raise ValueError(f"scaling.num_workers must be >= 1, got {cfg.scaling.num_workers}")
     train_dataset(cfg)  # raises for a missing or empty dataset
@@ -286,7 +309,7 @@ def train_loop(config: dict) -> dict:
         config["tracking_uri"],
         Path(config["run_dir"]),
     )
-    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast)
+    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
     multi = cfg.model.name in MDSR_NAMES
     scales = tuple(cfg.model.scales)
 
@@ -336,6 +359,8 @@ def train_loop(config: dict) -> dict:
 
     start_epoch, global_step = common.resume(model, optimizer, scheduler)
     resumed_from = global_step
+    # Wall time of the training loop over all attempts (model cards and `nie zoo export`).
+    train_seconds = float((common.restore() or {}).get("train_seconds", 0.0))
 
     steps_per_epoch = min(len(loader) for loader in loaders.values())
     if cfg.run.steps_per_epoch is not None:
@@ -356,6 +381,7 @@ def train_loop(config: dict) -> dict:
         iterators = {s: iter(loader) for s, loader in loaders.items()}
         schedule = _scale_schedule(scales, steps_per_epoch, cfg.run.seed * 1000 + epoch)
         progress.start_epoch_timer()
+        epoch_start = time.monotonic()
         sums = {"loss": 0.0, "pixel": 0.0, "aesthetic": 0.0}
         for step_scale in schedule:
             lr_img, hr_img = next(iterators[step_scale])
@@ -373,10 +399,13 @@ def train_loop(config: dict) -> dict:
             common.maybe_inject_failure(env, global_step, cfg.run.fail_after_step, run_folder)
             every = cfg.run.validate_every_steps
             if every and global_step % every == 0 and global_step % steps_per_epoch != 0:
-                mid = validate(model, scorer, valid_set, env, cfg.data.max_valid_images)
+                mid = validate(
+                    common.unwrap(model), scorer, valid_set, env, cfg.data.max_valid_images
+                )
                 if env.rank == 0:
                     tracking.log_metrics(uri, run_id, mid, step=global_step)
         scheduler.step()
+        train_seconds += time.monotonic() - epoch_start
         grid = Path(tempfile.mkdtemp(prefix="nie-grid-")) / f"epoch_{epoch + 1:03d}.png"
         val = validate(
             common.unwrap(model),
@@ -386,10 +415,16 @@ def train_loop(config: dict) -> dict:
             cfg.data.max_valid_images,
             grid_path=grid if cfg.tracking.log_images else None,
         )
+        # Aesthetic terms only when the scorer ran: a logged 0 would read as a perfect score.
+        aesthetic = (
+            {"train_aesthetic_loss": sums["aesthetic"] / steps_per_epoch}
+            if loss_fn.gamma > 0
+            else {}
+        )
         metrics = {
             "train_loss": sums["loss"] / steps_per_epoch,
+            **aesthetic,
             "train_pixel_loss": sums["pixel"] / steps_per_epoch,
-            "train_aesthetic_loss": sums["aesthetic"] / steps_per_epoch,
             **val,
             "lr": scheduler.get_last_lr()[0],
             "epoch": epoch + 1,
@@ -414,6 +449,8 @@ def train_loop(config: dict) -> dict:
             "scheduler": scheduler.state_dict(),
             "epoch": epoch + 1,
             "global_step": global_step,
+            "train_seconds": train_seconds,
+            "metrics": {k: float(v) for k, v in metrics.items()},
             "config": job_dict,
         }
         common.report(env, metrics, state, job_dict)

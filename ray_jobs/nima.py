@@ -7,8 +7,10 @@ two-class accuracy at 5.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +29,18 @@ def resolve(cfg: NimaJobConfig) -> NimaJobConfig:
     """Fill in the derived defaults (run name, experiment)."""
     run = cfg.run if cfg.run.name else replace(cfg.run, name=f"nima-{cfg.model.backbone}")
     trk = cfg.tracking if cfg.tracking.experiment else replace(cfg.tracking, experiment="nie-nima")
-    return replace(cfg, run=run, tracking=trk)
+    # Workers run in Ray's own working folder: relative paths are taken from the driver's.
+    d = cfg.data
+    data = replace(
+        d, root=_absolute(d.root), csv=_absolute(d.csv), split_file=_absolute(d.split_file)
+    )
+    w = cfg.model.weights
+    model = cfg.model if w in (None, "imagenet") else replace(cfg.model, weights=_absolute(w))
+    return replace(cfg, run=run, tracking=trk, data=data, model=model)
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
 
 
 def registered_name(cfg: NimaJobConfig) -> str:
@@ -60,9 +73,32 @@ def check(cfg: NimaJobConfig) -> None:
 def _build_model(cfg: NimaJobConfig) -> torch.nn.Module:
     from nie_core.models import create_model
 
-    return create_model(
-        "nima", backbone=cfg.model.backbone, weights=cfg.model.weights, dropout=cfg.model.dropout
-    )
+    return create_model("nima", weights=cfg.model.weights, **model_kwargs(cfg))
+
+
+def model_kwargs(cfg: NimaJobConfig) -> dict[str, Any]:
+    """Keyword arguments of ``create_model("nima", ...)`` (without weights)."""
+    return {
+        "backbone": cfg.model.backbone,
+        "dropout": cfg.model.dropout,
+        "input_size": cfg.model.input_size,
+    }
+
+
+def train_only(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """Freeze every parameter whose name starts with none of ``prefixes`` and put the
+    BatchNorm layers outside them in eval mode, so their statistics stay as loaded. Call it
+    after every ``model.train()``. No prefixes: everything trains."""
+    if not prefixes:
+        return
+    prefixes = tuple(prefixes)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(prefixes))
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not name.startswith(
+            prefixes
+        ):
+            module.eval()
 
 
 def _param_groups(model: torch.nn.Module, cfg: NimaJobConfig) -> list[dict]:
@@ -126,7 +162,7 @@ def train_loop(config: dict) -> dict:
         config["tracking_uri"],
         Path(config["run_dir"]),
     )
-    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast)
+    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
     train_set, valid_set = datasets(cfg)
     loader = DataLoader(
         train_set,
@@ -138,6 +174,7 @@ def train_loop(config: dict) -> dict:
     loader = ray.train.torch.prepare_data_loader(loader)
 
     model = _build_model(cfg)
+    train_only(model, cfg.model.train_only)
     if env.fast:
         model = model.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(model)
@@ -163,6 +200,7 @@ def train_loop(config: dict) -> dict:
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.run.epochs):
         model.train()
+        train_only(common.unwrap(model), cfg.model.train_only)
         if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         progress.start_epoch_timer()
@@ -203,7 +241,7 @@ def train_loop(config: dict) -> dict:
             tracking.log_metrics(uri, run_id, metrics, step=global_step)
         state = {
             "model_name": "nima",
-            "model_kwargs": {"backbone": cfg.model.backbone, "dropout": cfg.model.dropout},
+            "model_kwargs": model_kwargs(cfg),
             "model": common.unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),

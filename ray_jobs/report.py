@@ -585,6 +585,10 @@ def load_report_scorer(uri: str, runs: Sequence[EnhancerRun]) -> tuple[nn.Module
 
     for run in runs:
         path = _param_value(run.params.get("loss.nima_checkpoint"))
+        if isinstance(path, str) and path.startswith("zoo:"):
+            from nie_core.models.zoo import load_zoo_uri
+
+            return freeze_scorer(load_zoo_uri(path)), path
         if isinstance(path, str) and Path(path).exists():
             return freeze_scorer(load_model(path).cpu()), path
     client = tracking.client(uri)
@@ -643,10 +647,14 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def build_report(
     out_dir: str | Path,
     tracking_uri: str | None = None,
-    max_images: int = 3,
+    max_images: int | None = None,
     crop_size: int = 96,
+    summary_markdown: str | None = None,
 ) -> ReportResult:
     """Write the figures and ``report.md`` into ``out_dir`` (see the module docstring).
+
+    ``max_images``: validation images in the output assessment (None: all of them, as the
+    demo's summary). ``summary_markdown``: a section put first (the demo's summary table).
 
     Raises ``ValueError`` when the store does not exist or holds no finished enhancer run.
     """
@@ -675,6 +683,8 @@ def build_report(
         "`scale` pixels shaved; NIMA scores are mean scores (1-10) of the whole image.",
         "",
     ]
+    if summary_markdown:
+        md += ["## Summary (from `nie demo`)", "", summary_markdown, ""]
     for task in tasks:
         fig_gamma, fig_epoch, fig_grid = REPORT_FIGURES[task]
         md += [f"## {TASK_TITLES[task]} (`{task}`)", ""]

@@ -15,6 +15,7 @@ missing checkpoint or registry entry is one clear error at start-up (unless ``al
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,9 @@ from serve_app.deployments import (
 from serve_app.loading import REGISTRY_PREFIX, ModelUnavailableError, resolve_source
 from serve_app.results import ResultStore
 
-__all__ = ["build", "build_app", "check_sources"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["apply_fallbacks", "build", "build_app", "check_sources"]
 
 
 def check_sources(config: ServiceConfig) -> list[str]:
@@ -59,6 +62,22 @@ def check_sources(config: ServiceConfig) -> list[str]:
     return [f"{problem} -> RANDOM weights (allow_untrained)" for problem in problems]
 
 
+def apply_fallbacks(config: ServiceConfig) -> ServiceConfig:
+    """Serve each model's ``fallback`` (e.g. the zoo model) when its ``source`` does not exist
+    yet; a warning names every swap."""
+    models = []
+    for spec in config.models:
+        if spec.fallback:
+            try:
+                resolve_source(spec.source, config.mlflow_tracking_uri)
+            except ModelUnavailableError as error:
+                logger.warning("model %r: %s; serving its fallback %s", spec.name, error,
+                               spec.fallback)  # fmt: skip
+                spec = replace(spec, source=spec.fallback)
+        models.append(spec)
+    return replace(config, models=tuple(models))
+
+
 def build_app(config: ServiceConfig) -> Application:
     """The Serve application: ApiIngress -> {Enhancer per model, Scorer, ResultStore}.
 
@@ -68,6 +87,7 @@ def build_app(config: ServiceConfig) -> Application:
     and is deployed again with ``serve deploy`` swaps that model in place (``reconfigure``),
     with the same replicas.
     """
+    config = apply_fallbacks(config)
     check_sources(config)
     config = _pin_locations(config)
     scorer = Scorer.options(

@@ -82,6 +82,22 @@ def _existing_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
+def default_enhancer_source() -> str:
+    """The model ``nie enhance`` uses without ``--model``: the service config's hybrid model
+    (what ``nie demo`` registers) when it exists, else its fallback, the zoo model."""
+    from serve_app.loading import ModelUnavailableError, resolve_source
+
+    config = load_service_config(DEFAULT_SERVE_CONFIG)
+    spec = next((m for m in config.models if m.label == "hybrid"), config.models[0])
+    try:
+        resolve_source(spec.source, config.mlflow_tracking_uri)
+        return spec.source
+    except ModelUnavailableError:
+        if not spec.fallback:
+            raise
+        return spec.fallback
+
+
 def run_enhance(args: argparse.Namespace) -> int:
     """``nie enhance IMAGE... --model SRC --out DIR``: write ``STEM_TASK_xSCALE.png`` per image."""
     from nie_core.data.images import read_image, save_image, to_tensor
@@ -90,7 +106,10 @@ def run_enhance(args: argparse.Namespace) -> int:
     from serve_app.loading import load_enhancer
 
     images = _existing_files(args.images)
-    loaded = load_enhancer(args.model, allow_untrained=getattr(args, "allow_untrained", False))
+    source = args.model or default_enhancer_source()
+    loaded = load_enhancer(source, allow_untrained=getattr(args, "allow_untrained", False))
+    if args.model is None:
+        print(f"nie enhance: using {loaded.origin}", file=sys.stderr)
     if not loaded.trained:
         print(f"nie enhance: warning: RANDOM weights ({loaded.origin})", file=sys.stderr)
     fast = False if args.no_fast else "auto"

@@ -52,6 +52,9 @@ class ModelSpec:
     # weights (a nie_core.models name) and its arguments, e.g. {scale: 2, n_resblocks: 2}.
     arch: str = "edsr_baseline"
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Served instead when `source` has no trained weights yet (e.g. before any `nie demo`): any
+    # source, typically the shipped zoo model zoo:edsr_baseline-x2@nie-photos. "" for none.
+    fallback: str = ""
 
     def __post_init__(self) -> None:
         if not _MODEL_NAME.match(self.name):

@@ -3,6 +3,8 @@
 A model *source* is one of
 
 - a checkpoint file or a run folder holding ``checkpoint.pt`` (``nie_core.checkpoint``);
+- ``zoo:MODEL[-xSCALE]@TAG``, weights shipped with the package (``nie_core.models.zoo``), e.g.
+  ``zoo:edsr_baseline-x2@nie-photos``;
 - ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME/latest`` in the MLflow model
   registry (the training jobs log models with ``serialization_format="pickle"``, so the loaded
   module takes any batch and image size);
@@ -27,6 +29,7 @@ from torch import nn
 
 from nie_core.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from nie_core.models import create_model, list_models
+from nie_core.models.zoo import ZOO_PREFIX, load_zoo_uri, parse_zoo_uri
 
 __all__ = [
     "REGISTRY_PREFIX",
@@ -92,6 +95,12 @@ def resolve_source(source: str, tracking_uri: str | None = None) -> ResolvedSour
     """
     if not source:
         raise ModelUnavailableError("no model source configured (empty 'source')")
+    if source.startswith(ZOO_PREFIX):
+        try:
+            entry = parse_zoo_uri(source)
+        except ValueError as error:
+            raise ModelUnavailableError(str(error)) from error
+        return ResolvedSource(source, "zoo", entry.uri, None if entry.model == "nima" else "sr")
     if source.startswith(REGISTRY_PREFIX):
         return _resolve_registry(source, tracking_uri)
     try:
@@ -191,6 +200,8 @@ def _load(
         details = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items() if k != "weights")
         return module.eval(), f"untrained {arch}({details})", False, None
 
+    if resolved.kind == "zoo":
+        return load_zoo_uri(resolved.location), resolved.location, True, resolved.task
     if resolved.kind == "registry":
         return (
             _load_registered(resolved.location, tracking_uri).cpu().eval(),

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ray_jobs.demo import StageResult, config_hash, run_stage
 
-STAGES = ("nima", "l2", "hybrid", "sweep")  # --fast leaves out the MDSR run
+STAGES = ("l2", "hybrid", "sweep")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -90,7 +90,7 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
 
     client = MlflowClient(fast_demo.layout.tracking_uri)
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
-    assert {"nie-nima", "nie-enhancer", "nie-tune"} <= set(experiments)
+    assert {"nie-enhancer", "nie-tune"} <= set(experiments)
 
     stages = fast_demo.stages
     assert set(stages) == set(STAGES)
@@ -115,11 +115,16 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
     assert sorted(float(t.data.params["loss.gamma"]) for t in trials) == [0.0, 0.4]
     assert Path(sweep["table"]).is_file()
 
+    # Both start from the zoo checkpoint and are scored by the zoo's NIMA.
+    for key in ("l2", "hybrid"):
+        params = by_name[stages[key].result["run_name"]].data.params
+        assert params["model.weights"] == "nie-photos"
+        assert params["loss.nima_checkpoint"] == "zoo:nima@nie-quality"
+
     # Registered models, the alias pointing at the demo's runs.
     registered = {m.name for m in client.search_registered_models()}
-    assert {"nie-nima-mnasnet0_5", "nie-edsr_baseline-x2-sr-l2",
-            "nie-edsr_baseline-x2-sr-hybrid"} <= registered  # fmt: skip
-    for key in ("nima", "l2", "hybrid"):
+    assert {"nie-edsr_baseline-x2-sr-l2", "nie-edsr_baseline-x2-sr-hybrid"} <= registered
+    for key in ("l2", "hybrid"):
         result = stages[key].result
         version = client.get_model_version_by_alias(result["registered_name"], "latest-run")
         assert version.run_id == result["mlflow_run_id"]
@@ -129,18 +134,24 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
 @pytest.mark.ray
 @pytest.mark.slow
 def test_demo_summary_and_report(fast_demo) -> None:
-    items = fast_demo.summary
-    assert [a.image for a in items] == ["0801", "0802", "0803", "0804"]  # every validation image
-    for item in items:
-        assert set(item.psnr_y) == {"bicubic", "baseline", "hybrid"}
-        assert 20.0 < item.psnr_y["bicubic"] < 45.0
-        assert set(item.nima_mean) == {"bicubic", "baseline", "hybrid", "reference"}
-        assert all(1.0 <= v <= 10.0 for v in item.nima_mean.values())
-    table = fast_demo.summary_table.splitlines()
-    assert [line.split()[0] for line in table[2:6]] == ["bicubic", "EDSR-baseline", "EDSR-baseline",
-                                                        "reference"]  # fmt: skip
+    table = fast_demo.summary
+    assert table.images == ["0801.png", "0802.png", "0803.png", "0804.png"]  # every image
+    stats = table.summary()
+    rows = list(stats)
+    assert rows[0] == "bicubic" and rows[-1] == "reference" and len(rows) == 4
+    for row in rows[:-1]:
+        assert set(stats[row]) == {"psnr_y", "ssim_y", "niqe", "lr_psnr_y", "nima"}
+        assert 20.0 < stats[row]["psnr_y"]["mean"] < 45.0
+        assert stats[row]["psnr_y"]["n"] == 4
+    assert set(stats["reference"]) == {"niqe", "nima"}  # no-reference metrics only
+    assert all(1.0 <= s["nima"]["mean"] <= 10.0 for s in stats.values())
+    for needed in ("PSNR-Y", "NIQE", "LR-consistency", "±", "hybrid minus L2", "Protocol"):
+        assert needed in fast_demo.summary_table, needed
     summary = json.loads((fast_demo.layout.runs / "demo_summary.json").read_text())
-    assert summary["images"] == ["0801", "0802", "0803", "0804"]
+    assert summary["images"] == table.images and summary["machine"] and summary["date"]
+    assert (fast_demo.layout.runs / "demo_summary.md").read_text().strip() == (
+        fast_demo.summary_table.strip()
+    )
 
     report = fast_demo.report
     text = report.read_text()
@@ -148,6 +159,7 @@ def test_demo_summary_and_report(fast_demo) -> None:
         assert (report.parent / figure).read_bytes()[:8] == PNG_MAGIC
         assert figure in text
     assert "demo-edsr_baseline-x2-hybrid" in text  # the by-epoch table names the runs
+    assert "Summary (from `nie demo`)" in text and "LR-consistency" in text
 
 
 @pytest.mark.ray
@@ -166,7 +178,8 @@ def test_second_demo_run_reuses_every_stage(fast_demo, capsys) -> None:
     assert status == 0
     assert err.count("reusing the finished run") == len(STAGES)
     assert len(client.search_runs(experiments)) == runs_before  # nothing was trained again
-    assert fast_demo.summary_table in out  # the same models give the same table
+    rows = [line for line in fast_demo.summary_table.splitlines() if line.startswith("|")]
+    assert rows and all(row in out for row in rows)  # the same models give the same table
     assert "mlflow ui --backend-store-uri " + fast_demo.layout.tracking_uri in out
 
 

@@ -116,3 +116,33 @@ def test_registry_sources_load_the_logged_model(tmp_path: Path, tiny_checkpoints
         resolve_source("models:/no-such-model/3", uri)
     with pytest.raises(ModelUnavailableError, match="must be"):
         resolve_source("models:/just-a-name", uri)
+
+
+def test_zoo_sources_load_the_shipped_models() -> None:
+    enhancer = load_enhancer("zoo:edsr_baseline-x2@nie-photos")
+    assert (enhancer.kind, enhancer.scales, enhancer.task, enhancer.trained) == (
+        "edsr", (2,), "sr", True)  # fmt: skip
+    assert enhancer.origin == "zoo:edsr_baseline-x2@nie-photos"
+    scorer = load_scorer("zoo:nima@nie-quality")
+    assert scorer.kind == "nima" and scorer.module.input_size is None
+    with pytest.raises(ModelUnavailableError, match="no zoo model"):
+        resolve_source("zoo:edsr_baseline-x5@nie-photos")
+
+
+def test_models_without_trained_weights_serve_their_fallback(tmp_path: Path) -> None:
+    from serve_app.app import apply_fallbacks
+    from serve_app.config import service_config_from_args
+
+    store = f"sqlite:///{tmp_path / 'empty.db'}"
+    config = service_config_from_args({
+        "models": [
+            {"name": "a", "source": "models:/nie-missing@latest-run",
+             "fallback": "zoo:edsr_baseline-x2@nie-photos"},
+            {"name": "b", "source": "models:/nie-missing-too@latest-run"},
+        ],
+        "scorer": {"source": "zoo:nima@nie-quality"},
+        "mlflow_tracking_uri": store,
+    })  # fmt: skip
+    swapped = apply_fallbacks(config)
+    assert [m.source for m in swapped.models] == [
+        "zoo:edsr_baseline-x2@nie-photos", "models:/nie-missing-too@latest-run"]  # fmt: skip
