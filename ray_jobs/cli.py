@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--recipe", required=True, help="recipe file it was trained with")
     export.add_argument("--eval", default=None, metavar="JSON", help="nie eval results.json")
     export.add_argument("--command", default=None, help="the retraining command, for the card")
+    export.add_argument("--note", default=None, help="a remark added to the card, e.g. on timing")
     export.set_defaults(handler=_entry("ray_jobs.zoo_cli", "run_export"))
 
     # nie report

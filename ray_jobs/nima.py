@@ -7,6 +7,7 @@ two-class accuracy at 5.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -186,6 +187,8 @@ def train_loop(config: dict) -> dict:
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay)
 
     start_epoch, global_step = common.resume(model, optimizer, scheduler)
+    # Wall time of the training loop over all attempts (model cards and `nie zoo export`).
+    train_seconds = float((common.restore() or {}).get("train_seconds", 0.0))
     resumed_from = global_step
 
     steps_per_epoch = len(loader)
@@ -204,6 +207,7 @@ def train_loop(config: dict) -> dict:
         if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
             loader.sampler.set_epoch(epoch)
         progress.start_epoch_timer()
+        epoch_start = time.monotonic()
         loss_sum = 0.0
         for step, (images, dists) in enumerate(loader):
             if step >= steps_per_epoch:
@@ -219,6 +223,7 @@ def train_loop(config: dict) -> dict:
             loss_sum += loss.item()
             common.maybe_inject_failure(env, global_step, cfg.run.fail_after_step, run_folder)
         scheduler.step()
+        train_seconds += time.monotonic() - epoch_start
         val = validate(
             common.unwrap(model), valid_set, env, cfg.data.max_valid_images, cfg.run.batch_size
         )
@@ -247,6 +252,8 @@ def train_loop(config: dict) -> dict:
             "scheduler": scheduler.state_dict(),
             "epoch": epoch + 1,
             "global_step": global_step,
+            "train_seconds": train_seconds,
+            "metrics": {k: float(v) for k, v in metrics.items()},
             "config": config["job"],
         }
         common.report(env, metrics, state, config["job"])

@@ -47,9 +47,19 @@ def run_export(args: argparse.Namespace) -> int:
     export_zoo_file(model, entry.model, entry.kwargs, entry.path, base=base, extra=extra)
     evaluation = json.loads(Path(args.eval).read_text()) if args.eval else None
     command = args.command or f"nie train {_job(entry.model)} --config {args.recipe}"
-    write_card(entry, state, args.recipe, command, evaluation)
+    write_card(entry, state, args.recipe, command, evaluation, args.note)
     print(f"wrote {entry.path} ({entry.path.stat().st_size / 1e6:.2f} MB) and {entry.card}")
     return 0
+
+
+def _relative(path: str | None) -> str | None:
+    """``path`` relative to the current folder when it lies below it."""
+    if path is None:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _job(model_name: str) -> str:
@@ -68,11 +78,17 @@ def write_card(
     recipe: str,
     command: str,
     evaluation: dict[str, Any] | None,
+    note: str | None = None,
 ) -> Path:
     """Write ``entry.card`` (Markdown) from the checkpoint ``state`` and an evaluation."""
     metrics = state.get("metrics") or {}
     seconds = state.get("train_seconds")
     config = state.get("config") or {}
+    data = config.get("data") or {}
+    data_path = _relative(data.get("csv") or data.get("root"))
+    build = "nie data photos data/photos"
+    if entry.model == "nima":
+        build += " && nie data ratings data/quality --photos data/photos/DIV2K"
     lines = [
         f"# {entry.uri}",
         "",
@@ -86,7 +102,7 @@ def write_card(
             else ""
         )
         + ")",
-        f"- **Data:** `{(config.get('data') or {}).get('root') or (config.get('data') or {}).get('csv')}`",
+        f"- **Data:** `{data_path}`, built by `{build}`",
         f"- **Recipe:** `{recipe}`",
         f"- **Steps:** {state.get('global_step')} ({state.get('epoch')} epochs)",
         f"- **Wall time:** {seconds / 60:.1f} min of training"
@@ -119,7 +135,9 @@ def write_card(
                     lines.append(
                         f"| {row} | {metric} | {s['mean']:.4f} | {s['std']:.4f} | {s['n']} |"
                     )
-        lines.append(f"\nData: `{evaluation.get('data')}` ({', '.join(evaluation['images'])}).")
+        lines.append(f"\nData: `{_relative(evaluation.get('data'))}` ({', '.join(evaluation['images'])}).")
+    if note:
+        lines += ["", f"Note: {note}"]
     if entry.model == "nima":
         lines += [
             "",
