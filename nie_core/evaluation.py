@@ -134,10 +134,13 @@ def evaluate_images(
     crop: int | None = None,
     names: Sequence[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    fast: bool = False,
 ) -> EvalTable:
     """Evaluate ``models`` (row name -> EDSR-like module, or a function LR -> SR, both on
     (1, 3, h, w) float in [0, 1]) on ``hr_images`` (uint8 (H, W, 3) arrays or image paths),
-    with bicubic and reference rows added; see the module docstring for the protocol."""
+    with bicubic and reference rows added; see the module docstring for the protocol.
+    Modules run in float32 unless ``fast`` (bf16 where native), so that the numbers do not
+    depend on the machine."""
     table = EvalTable(scale=scale)
     for index, item in enumerate(hr_images):
         name = names[index] if names else (item.name if isinstance(item, Path) else str(index))
@@ -148,7 +151,7 @@ def evaluate_images(
         outputs = {"bicubic": _quantised(bicubic)}
         for row, model in models.items():
             if isinstance(model, nn.Module):
-                out = enhance(model, lr, scale=scale, tile_size=256)
+                out = enhance(model, lr, scale=scale, tile_size=256, fast=fast)
             else:
                 out = model(lr)
             outputs[row] = _quantised(out)

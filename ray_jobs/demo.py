@@ -288,6 +288,10 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
         return asdict(result)
 
     def sweep_result(result: Any) -> dict[str, Any]:
+        if not result.best_trial:  # every trial failed: not a finished stage
+            raise RuntimeError(
+                f"every trial of the gamma sweep failed; see {result.table} and the errors above"
+            )
         keys = ("name", "sweep_dir", "mlflow_run_id", "best_trial", "best_config", "table",
                 "gamma_plot", "pareto_plot", "errored")  # fmt: skip
         return {k: getattr(result, k) for k in keys}

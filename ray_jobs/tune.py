@@ -41,6 +41,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from nie_core.config import ConfigError, config_from_dict, config_to_dict, load_config
+from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag
 
 from . import tracking
 from .config import EnhancerJobConfig, TuneJobConfig
@@ -442,7 +443,8 @@ def trial_job(sweep: Mapping[str, Any], params: Mapping[str, Any], trial_name: s
     for key in PATH_KEYS:
         section, name = key.split(".")
         value = job[section].get(name)
-        if value is not None and not Path(value).is_absolute():
+        shipped = is_zoo_tag(value) or str(value).startswith(ZOO_PREFIX)  # not files
+        if value is not None and not shipped and not Path(value).is_absolute():
             job[section][name] = str(base_dir / value)
     job["run"].update(name=trial_name, storage_path=sweep["train_dir"])
     job["tracking"].update(

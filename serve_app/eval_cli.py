@@ -80,7 +80,7 @@ def run_eval(args: argparse.Namespace) -> int:
         if loaded.task != "sr":
             raise ValueError(f"nie eval measures super-resolution; {args.model} is {loaded.task}")
         scorer = None if args.no_nima else load_scorer(args.scorer).module
-        model = prepare_model(loaded.module, "cpu", "auto")
+        model = prepare_model(loaded.module, "cpu", False)  # float32: machine-independent numbers
         label = f"model ({args.model})"
         table = evaluate_images(
             images, {label: model}, scale, scorer=scorer, crop=args.crop,

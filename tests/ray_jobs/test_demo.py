@@ -100,7 +100,7 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
     assert set(by_name) == {stages[k].result["run_name"] for k in ("l2", "hybrid")}
     assert all(r.info.status == "FINISHED" for r in enhancer_runs)
     assert by_name[stages["l2"].result["run_name"]].data.params["loss.gamma"] == "0.0"
-    assert by_name[stages["hybrid"].result["run_name"]].data.params["loss.gamma"] == "0.4"
+    assert by_name[stages["hybrid"].result["run_name"]].data.params["loss.gamma"] == "8.0"
     for run in enhancer_runs:
         assert {"val_psnr_y", "bicubic_psnr_y", "val_nima_mean", "train_loss"} <= set(
             run.data.metrics
