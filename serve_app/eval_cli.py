@@ -23,10 +23,20 @@ DEFAULT_SCORER = "zoo:nima@nie-quality"
 
 
 def _machine() -> str:
-    from nie_core.inference import fast_path_supported
+    """CPU model, whether it computes bf16 natively, and settings that change the kernels."""
+    import os
 
-    bf16 = "native bf16" if fast_path_supported("cpu") else "no native bf16"
-    return f"{platform.processor() or platform.machine()}, {_cpu_model()}, {bf16}"
+    import torch
+
+    from nie_core.inference import _cpu_flags
+
+    native = bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+    parts = [platform.machine(), _cpu_model(), "native bf16" if native else "no native bf16"]
+    parts.append(f"{torch.get_num_threads()} torch threads")
+    for name in ("NIE_FAST_PATH", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        if os.environ.get(name):
+            parts.append(f"{name}={os.environ[name]}")
+    return ", ".join(parts)
 
 
 def _cpu_model() -> str:
