@@ -135,7 +135,9 @@ def write_card(
                     lines.append(
                         f"| {row} | {metric} | {s['mean']:.4f} | {s['std']:.4f} | {s['n']} |"
                     )
-        lines.append(f"\nData: `{_relative(evaluation.get('data'))}` ({', '.join(evaluation['images'])}).")
+        lines.append(
+            f"\nData: `{_relative(evaluation.get('data'))}` ({', '.join(evaluation['images'])})."
+        )
     if note:
         lines += ["", f"Note: {note}"]
     if entry.model == "nima":

@@ -30,8 +30,13 @@ def start_service(
     import ray
     from ray import serve
 
-    from serve_app.app import build_app, check_sources
+    from serve_app.app import apply_fallbacks, build_app, check_sources
 
+    for spec, served in zip(config.models, apply_fallbacks(config).models, strict=True):
+        if served.source != spec.source:
+            print(f"nie serve: note: model {spec.name!r}: {spec.source} does not exist yet; "
+                  f"serving {served.source}", file=sys.stderr)  # fmt: skip
+    config = apply_fallbacks(config)
     for warning in check_sources(config):
         print(f"nie serve: warning: {warning}", file=sys.stderr)
     application = build_app(config)

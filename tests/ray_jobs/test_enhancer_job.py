@@ -67,6 +67,7 @@ def test_hybrid_ddp_run_logged_to_mlflow_server(
     cfg = tiny_enhancer(
         sample_data, tmp_path, mlflow_server,
         "loss.gamma=0.4", f"loss.nima_checkpoint={nima.checkpoint_dir}", "run.epochs=3",
+        "run.validate_every_steps=2",  # mid-epoch validation under DDP (it used to raise)
     )  # fmt: skip
     result = train_enhancer(cfg)
     client = MlflowClient(mlflow_server)
@@ -126,6 +127,8 @@ def test_worker_crash_resumes_from_checkpoint_and_rerun_resumes(
     client = MlflowClient(mlflow_uri)
     resumed = client.get_metric_history(result.mlflow_run_id, "resumed_from_step")
     assert [m.value for m in resumed] == [0, steps, steps]
+    # An L2 run has no aesthetic term to log: a logged 0 would read as a perfect score.
+    assert "train_aesthetic_loss" not in client.get_run(result.mlflow_run_id).data.metrics
 
     # Same command, same name, one more epoch: continues the same MLflow run from step 6.
     again = train_enhancer(tiny_enhancer(

@@ -15,7 +15,6 @@ from nie_core.data.images import read_image, to_tensor, to_uint8
 from nie_core.inference import enhance, score
 from nie_core.models.nima import mean_score, std_score
 from ray_jobs.cli import main
-from serve_app.cli import DEFAULT_SERVE_CONFIG
 
 
 @pytest.fixture
@@ -143,13 +142,20 @@ def test_score_errors_exit_2_with_one_line(
     not_image.write_text("just text")
     assert main(["score", str(not_image), "--model", nima]) == 2
     assert "notes.png" in one_error_line(capsys, "score")
-    # No --model: the bundled service config's scorer, which is not trained here.
-    assert main(["score", str(photos[0])]) == 2
-    assert "models:/" in one_error_line(capsys, "score")
-    assert main(["score", str(photos[0]), "--allow-untrained"]) == 0
+    # No --model: the bundled service config's scorer, the zoo's NIMA.
+    assert main(["score", str(photos[0])]) == 0
+    assert str(photos[0]) in capsys.readouterr().out
 
 
-def test_serve_refuses_to_start_without_trained_models(capsys) -> None:
-    assert main(["serve", "--config", str(DEFAULT_SERVE_CONFIG), "--port", "1"]) == 2
+def test_serve_refuses_to_start_without_trained_models(tmp_path: Path, capsys) -> None:
+    """A model with neither trained weights nor a fallback stops the service before it starts
+    (the bundled config's models fall back to the zoo)."""
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        "models:\n  - name: edsr_x2_baseline\n    source: models:/nie-missing@latest-run\n"
+        "scorer:\n  source: zoo:nima@nie-quality\n"
+        f"mlflow_tracking_uri: sqlite:///{tmp_path / 'none.db'}\n"
+    )
+    assert main(["serve", "--config", str(config), "--port", "1"]) == 2
     line = one_error_line(capsys, "serve")
     assert "edsr_x2_baseline" in line and "allow_untrained" in line

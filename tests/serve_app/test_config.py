@@ -43,13 +43,32 @@ def test_bundled_serve_config_is_a_valid_ray_serve_config() -> None:
     assert serve_http_options(DEFAULT_SERVE_CONFIG)["port"] == 8000
 
 
-def test_builder_refuses_to_start_without_trained_models() -> None:
+def test_builder_refuses_to_start_without_trained_models(tmp_path) -> None:
+    missing = [
+        {"name": name, "source": f"models:/nie-missing-{name}@latest-run"}
+        for name in ("edsr_x2_baseline", "edsr_x2_hybrid")
+    ]
     with pytest.raises(ModelUnavailableError) as caught:
-        build({"config": str(DEFAULT_SERVE_CONFIG)})
+        build({"config": str(DEFAULT_SERVE_CONFIG), "models": missing,
+               "scorer": {"source": "models:/nie-missing-nima@latest-run"},
+               "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'none.db'}"})  # fmt: skip
     message = str(caught.value)
     for name in ("edsr_x2_baseline", "edsr_x2_hybrid", "scorer", "allow_untrained"):
         assert name in message
     assert "\n" not in message  # one line for the CLI
+
+
+def test_bundled_config_serves_the_zoo_until_the_demo_has_trained(tmp_path) -> None:
+    from serve_app.app import apply_fallbacks
+    from serve_app.config import service_config_from_args
+
+    config = service_config_from_args({"config": str(DEFAULT_SERVE_CONFIG),
+                                       "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'x.db'}"})  # fmt: skip
+    served = apply_fallbacks(config)
+    assert [m.source for m in served.models] == ["zoo:edsr_baseline-x2@nie-photos"] * 2
+    assert served.scorer.source == "zoo:nima@nie-quality"
+    build({"config": str(DEFAULT_SERVE_CONFIG),
+           "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'x.db'}"})  # fmt: skip
 
 
 def test_builder_with_allow_untrained_builds_an_application() -> None:
