@@ -119,7 +119,11 @@ def load_model(
     extra = {} if base_weights is None else {"weights": base_weights}
     model = create_model(model_name, **model_kwargs, **extra)
     try:
-        model.load_state_dict(_strip_wrapper_prefixes(state["model"]), strict=base_weights is None)
+        result = model.load_state_dict(
+            _strip_wrapper_prefixes(state["model"]), strict=base_weights is None
+        )
+        if result.unexpected_keys:
+            raise RuntimeError(f"unexpected keys {result.unexpected_keys[:5]}")
     except RuntimeError as error:
         raise ValueError(
             f"weights in '{path}' do not fit {model_name}(**{model_kwargs!r}): {error}"

@@ -362,7 +362,7 @@ def demo_summary(
     from nie_core.evaluation import evaluate_images, list_images
     from nie_core.models.nima import freeze_scorer
     from nie_core.models.zoo import load_zoo_uri
-    from serve_app.eval_cli import _machine
+    from serve_app.eval_cli import describe_machine
 
     l2, hybrid = "EDSR x2, L2", f"EDSR x2, hybrid (gamma {gamma:g})"
     enhancers = {
@@ -373,12 +373,12 @@ def demo_summary(
     table = evaluate_images(images, enhancers, 2, scorer=freeze_scorer(load_zoo_uri(SCORER)))
     stats = table.summary()
     date = datetime.now(UTC).isoformat(timespec="seconds")
-    title = f"nie demo summary ({date}, {_machine()}; training {format_seconds(training_seconds)})"
+    title = f"nie demo summary ({date}, {describe_machine()}; training {format_seconds(training_seconds)})"
     lines = [table.markdown(title), "", _comparison(stats, l2, hybrid)]
     markdown = "\n".join(lines)
     layout.runs.mkdir(parents=True, exist_ok=True)
     (layout.runs / SUMMARY_MARKDOWN).write_text(markdown + "\n", encoding="utf-8")
-    payload = {"date": date, "machine": _machine(), "training_seconds": training_seconds,
+    payload = {"date": date, "machine": describe_machine(), "training_seconds": training_seconds,
                "images": table.images, "scorer": SCORER, "summary": stats,
                "per_image": table.values}  # fmt: skip
     (layout.runs / SUMMARY_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")

@@ -17,12 +17,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-__all__ = ["DEFAULT_SCORER", "run_eval"]
+__all__ = ["DEFAULT_SCORER", "describe_machine", "run_eval"]
 
 DEFAULT_SCORER = "zoo:nima@nie-quality"
 
 
-def _machine() -> str:
+def describe_machine() -> str:
     """CPU model, whether it computes bf16 natively, and settings that change the kernels."""
     import os
 
@@ -67,7 +67,7 @@ def run_eval(args: argparse.Namespace) -> int:
     keep_freed_memory()
     stamp = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": describe_machine(),
         "model": args.model,
         "data": str(Path(args.data).resolve()),
         "images": [p.name for p in images],
