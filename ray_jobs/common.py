@@ -12,7 +12,7 @@ import random
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,6 +325,26 @@ class TrainResult:
     registered_version: str | None
 
 
+def best_checkpoint(
+    checkpoints: Sequence[tuple[Any, Mapping[str, Any]]], metric: str, mode: str
+) -> tuple[Any, Mapping[str, Any]]:
+    """The (checkpoint, metrics) pair with the best finite ``metric`` (``mode`` "max" or
+    "min"); pairs without it, or with NaN, rank last (the latest of them when none has it).
+    Sorting with NaN as a key, as this once did, gives an undefined order."""
+
+    def value(pair: tuple[Any, Mapping[str, Any]]) -> float | None:
+        number = pair[1].get(metric)
+        if isinstance(number, int | float) and math.isfinite(number):
+            return float(number)
+        return None
+
+    scored = [pair for pair in checkpoints if value(pair) is not None]
+    if not scored:
+        return checkpoints[-1]
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda pair: value(pair))
+
+
 def run_job(
     cfg: Any,
     loop: Callable[[dict], Any],
@@ -362,12 +382,9 @@ def run_job(
         raise RuntimeError(f"training run {cfg.run.name!r} failed: {result.error}")
     best = result.best_checkpoints
     if best:
-        ordered = sorted(
-            best,
-            key=lambda cm: cm[1].get(cfg.run.checkpoint_metric, float("nan")),
-            reverse=cfg.run.checkpoint_mode == "max",
+        checkpoint, metrics = best_checkpoint(
+            best, cfg.run.checkpoint_metric, cfg.run.checkpoint_mode
         )
-        checkpoint, metrics = ordered[0]
     else:
         checkpoint, metrics = result.checkpoint, dict(result.metrics or {})
     if checkpoint is None:
