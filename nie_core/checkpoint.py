@@ -118,12 +118,14 @@ def load_model(
     base_weights = state.get("base_weights")
     extra = {} if base_weights is None else {"weights": base_weights}
     model = create_model(model_name, **model_kwargs, **extra)
+    tensors = _strip_wrapper_prefixes(state["model"])
+    if base_weights is not None:
+        from nie_core.models.zoo import load_partial_state_dict
+
+        load_partial_state_dict(model, tensors, partial=True)  # ValueError naming the keys
+        return model.to(map_location).eval()
     try:
-        result = model.load_state_dict(
-            _strip_wrapper_prefixes(state["model"]), strict=base_weights is None
-        )
-        if result.unexpected_keys:
-            raise RuntimeError(f"unexpected keys {result.unexpected_keys[:5]}")
+        model.load_state_dict(tensors)
     except RuntimeError as error:
         raise ValueError(
             f"weights in '{path}' do not fit {model_name}(**{model_kwargs!r}): {error}"

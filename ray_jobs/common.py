@@ -325,6 +325,17 @@ class TrainResult:
     registered_version: str | None
 
 
+def absolute_path(path: str | None) -> str | None:
+    """``path`` made absolute against the driver's current folder (Ray workers run in a folder
+    of their own); None, zoo tags ("nie-photos"), zoo URIs and "imagenet" are not paths and
+    pass unchanged."""
+    from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag
+
+    if path is None or path == "imagenet" or is_zoo_tag(path) or path.startswith(ZOO_PREFIX):
+        return path
+    return str(Path(path).resolve())
+
+
 def best_checkpoint(
     checkpoints: Sequence[tuple[Any, Mapping[str, Any]]], metric: str, mode: str
 ) -> tuple[Any, Mapping[str, Any]]:

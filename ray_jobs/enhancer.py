@@ -56,20 +56,13 @@ def resolve(cfg: EnhancerJobConfig) -> EnhancerJobConfig:
     # Workers run in Ray's own working folder: relative paths are taken from the driver's.
     data = replace(
         cfg.data,
-        root=_absolute(cfg.data.root),
-        valid_root=_absolute(cfg.data.valid_root),
-        cache_dir=_absolute(cfg.data.cache_dir),
+        root=common.absolute_path(cfg.data.root),
+        valid_root=common.absolute_path(cfg.data.valid_root),
+        cache_dir=common.absolute_path(cfg.data.cache_dir),
     )
-    model = replace(cfg.model, weights=_absolute(cfg.model.weights))
-    loss = replace(cfg.loss, nima_checkpoint=_absolute(cfg.loss.nima_checkpoint))
+    model = replace(cfg.model, weights=common.absolute_path(cfg.model.weights))
+    loss = replace(cfg.loss, nima_checkpoint=common.absolute_path(cfg.loss.nima_checkpoint))
     return replace(cfg, run=run, tracking=trk, data=data, model=model, loss=loss)
-
-
-def _absolute(path: str | None) -> str | None:
-    """``path`` made absolute against the current folder (None and zoo names unchanged)."""
-    if path is None or is_zoo_tag(path) or path.startswith(ZOO_PREFIX) or Path(path).is_absolute():
-        return path
-    return str(Path(path).resolve())
 
 
 # --------------------------------------------------------------------------- building blocks

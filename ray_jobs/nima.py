@@ -33,15 +33,13 @@ def resolve(cfg: NimaJobConfig) -> NimaJobConfig:
     # Workers run in Ray's own working folder: relative paths are taken from the driver's.
     d = cfg.data
     data = replace(
-        d, root=_absolute(d.root), csv=_absolute(d.csv), split_file=_absolute(d.split_file)
+        d,
+        root=common.absolute_path(d.root),
+        csv=common.absolute_path(d.csv),
+        split_file=common.absolute_path(d.split_file),
     )
-    w = cfg.model.weights
-    model = cfg.model if w in (None, "imagenet") else replace(cfg.model, weights=_absolute(w))
+    model = replace(cfg.model, weights=common.absolute_path(cfg.model.weights))
     return replace(cfg, run=run, tracking=trk, data=data, model=model)
-
-
-def _absolute(path: str | None) -> str | None:
-    return None if path is None else str(Path(path).resolve())
 
 
 def registered_name(cfg: NimaJobConfig) -> str:

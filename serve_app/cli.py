@@ -32,11 +32,12 @@ def start_service(
 
     from serve_app.app import apply_fallbacks, build_app, check_sources
 
-    for spec, served in zip(config.models, apply_fallbacks(config).models, strict=True):
-        if served.source != spec.source:
+    served = apply_fallbacks(config)
+    for spec, now in zip(config.models, served.models, strict=True):
+        if now.source != spec.source:
             print(f"nie serve: note: model {spec.name!r}: {spec.source} does not exist yet; "
-                  f"serving {served.source}", file=sys.stderr)  # fmt: skip
-    config = apply_fallbacks(config)
+                  f"serving {now.source}", file=sys.stderr)  # fmt: skip
+    config = served
     for warning in check_sources(config):
         print(f"nie serve: warning: {warning}", file=sys.stderr)
     application = build_app(config)
