@@ -43,7 +43,14 @@ def fast_path_supported(device: torch.device | str) -> bool:
     if os.environ.get("NIE_FAST_PATH", "").lower() in ("0", "off", "false", "no"):
         return False
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        # Ask about the GPU named, not the current one: bf16 is native from compute capability 8.0
+        # (Ampere) on, and a node may mix generations.
+        if not torch.cuda.is_available():
+            return False
+        index = torch.cuda.current_device() if device.index is None else device.index
+        if not 0 <= index < torch.cuda.device_count():
+            return False
+        return torch.cuda.get_device_capability(index) >= (8, 0)
     if device.type == "cpu":
         return torch.backends.mkldnn.is_available() and bool(_cpu_flags() & _NATIVE_BF16_CPU_FLAGS)
     return False

@@ -242,6 +242,22 @@ def test_fast_path_supported_on_unknown_device_is_false() -> None:
         assert fast_path_supported("cuda") is False
 
 
+def test_fast_path_supported_answers_for_the_gpu_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node with a Volta (7.0) as GPU 0 and a Hopper (9.0) as GPU 1, current device 0: the
+    answer for "cuda:1" is GPU 1's. (The CUDA runtime is stood in for: no GPU here.)"""
+    capabilities = {0: (7, 0), 1: (9, 0)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=None: capabilities[i or 0])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda **_: capabilities[0] >= (8, 0))
+    monkeypatch.delenv("NIE_FAST_PATH", raising=False)
+    assert fast_path_supported("cuda:1") is True
+    assert fast_path_supported("cuda:0") is False
+    assert fast_path_supported("cuda") is False  # the current device, 0
+    assert fast_path_supported("cuda:2") is False  # no such GPU
+
+
 def test_score_resizes_with_antialiasing() -> None:
     torch.manual_seed(0)
     scorer = RecordingScorer()
