@@ -21,7 +21,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FastMode", "enhance", "fast_path_supported", "prepare_model", "score"]
+__all__ = [
+    "FastMode",
+    "cpu_bf16_native",
+    "enhance",
+    "fast_path_supported",
+    "prepare_model",
+    "score",
+]
 
 FastMode = bool | Literal["auto"]
 
@@ -34,8 +41,8 @@ _NATIVE_BF16_CPU_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 def fast_path_supported(device: torch.device | str) -> bool:
     """Whether channels_last + bfloat16 autocast is expected to be fast and native on ``device``.
 
-    CPU: oneDNN is available and the CPU has AVX-512 BF16 or AMX-BF16 (read from
-    ``/proc/cpuinfo``; False where that file does not exist). CUDA: the GPU computes bfloat16
+    CPU: :func:`cpu_bf16_native` (oneDNN is available, the CPU has AVX-512 BF16 or AMX-BF16 and
+    ``ONEDNN_MAX_CPU_ISA`` does not forbid them). CUDA: the GPU computes bfloat16
     natively (Ampere or newer). Any other device: False. ``NIE_FAST_PATH=off`` in the
     environment answers False everywhere (float32 only, e.g. to time a machine without bf16).
     """
@@ -52,12 +59,51 @@ def fast_path_supported(device: torch.device | str) -> bool:
             return False
         return torch.cuda.get_device_capability(index) >= (8, 0)
     if device.type == "cpu":
-        return torch.backends.mkldnn.is_available() and bool(_cpu_flags() & _NATIVE_BF16_CPU_FLAGS)
+        return cpu_bf16_native()
     return False
 
 
-@functools.cache
+def cpu_bf16_native() -> bool:
+    """Whether this CPU computes bfloat16 convolutions and matmuls natively through oneDNN: oneDNN
+    is available and :func:`_cpu_flags` has AVX-512 BF16 or AMX-BF16. Without them, bfloat16
+    autocast is emulated (10-40x slower than float32 on AVX2-only CPUs)."""
+    return torch.backends.mkldnn.is_available() and bool(_cpu_flags() & _NATIVE_BF16_CPU_FLAGS)
+
+
+# bf16 flags that oneDNN may still use under each ``ONEDNN_MAX_CPU_ISA`` cap (oneDNN's names,
+# lower case); a cap not listed here (ALL, DEFAULT, a future name) removes none.
+_NO_BF16: frozenset[str] = frozenset()
+_BF16_FLAGS_UNDER_ONEDNN_ISA_CAP = {
+    **dict.fromkeys(
+        ("sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni"),
+        _NO_BF16,
+    ),
+    **dict.fromkeys(
+        ("avx512_core_bf16", "avx512_core_fp16", "avx10_1_512"), frozenset({"avx512_bf16"})
+    ),
+    **dict.fromkeys(
+        ("avx512_core_amx", "avx512_core_amx_fp16", "avx10_1_512_amx", "avx10_1_512_amx_fp16"),
+        _NATIVE_BF16_CPU_FLAGS,
+    ),
+}
+
+
 def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as oneDNN may use them: ``/proc/cpuinfo``'s flags (empty where that
+    file does not exist) less the bfloat16 ones that ``ONEDNN_MAX_CPU_ISA`` (or the older
+    ``DNNL_MAX_CPU_ISA``) caps away, e.g. ``ONEDNN_MAX_CPU_ISA=AVX2``, which makes an AVX-512 BF16
+    machine compute like an AVX2-only one (bf16 emulated). Read on every call: the environment
+    may change, the file is read once."""
+    flags = _proc_cpuinfo_flags()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
+    allowed = _BF16_FLAGS_UNDER_ONEDNN_ISA_CAP.get(cap.strip().lower())
+    if allowed is None:
+        return flags
+    return flags - (_NATIVE_BF16_CPU_FLAGS - allowed)
+
+
+@functools.cache
+def _proc_cpuinfo_flags() -> frozenset[str]:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
