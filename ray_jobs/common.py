@@ -379,11 +379,11 @@ def run_job(
         uri, cfg.tracking.experiment, cfg.run.name, job_dict, folder / "mlflow_run_id",
         parent_run_id=cfg.tracking.parent_run_id, tags=tags,
     )  # fmt: skip
-    ensure_ray()
     print(f"[nie] run {cfg.run.name!r}: MLflow run {run_id} at {uri}", file=sys.stderr)
     loop_config = {"job": job_dict, "mlflow_run_id": run_id, "tracking_uri": uri,
                    "run_dir": str(folder)}  # fmt: skip
-    try:
+    try:  # connecting to Ray is inside: a run whose cluster cannot be reached is FAILED too
+        ensure_ray()
         result = fit(loop, loop_config, cfg.run, cfg.scaling, cfg.run.name, callbacks)
     except BaseException:
         tracking.finish_run(uri, run_id, status="FAILED")

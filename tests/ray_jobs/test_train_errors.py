@@ -85,3 +85,28 @@ def test_overrides_may_follow_the_config_option(capsys, tmp_path):
     status, line = run_train(capsys, "enhancer", "--config", str(recipe),
                              f"data.root={tmp_path / 'nope'}")  # fmt: skip
     assert status == 2 and "nope" in line  # the override was applied, not rejected
+
+
+def test_unreachable_ray_marks_the_mlflow_run_failed(sample_data, tmp_path: Path):
+    """The MLflow run is opened before Ray is reached; when ``ray.init`` fails the run must end
+    FAILED, not stay RUNNING. Own process: this one may already be connected to Ray."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:notaport"}  # ray.init rejects it at once
+    completed = subprocess.run(
+        [sys.executable, "-m", "ray_jobs.cli", "train", "enhancer",
+         f"data.root={sample_data['div2k']}", f"tracking.tracking_uri={uri}",
+         f"run.storage_path={tmp_path / 'runs'}", "run.name=no-ray"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert "notaport" in completed.stderr.strip().splitlines()[-1]
+    runs = MlflowClient(uri).search_runs(
+        [e.experiment_id for e in MlflowClient(uri).search_experiments()]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
