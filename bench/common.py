@@ -10,26 +10,31 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
-import platform
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-QUICK_RESULTS_DIR = Path(tempfile.gettempdir()) / "nie-bench-quick"
-
+# Re-exported: the benchmarks import these from here.
+from bench.machine import machine_info, machine_line  # noqa: F401
+from bench.report import (  # noqa: F401
+    QUICK_RESULTS_DIR,
+    RESULTS_DIR,
+    BenchResult,
+    Target,
+    format_number,
+    markdown_table,
+    target_cells,
+    write_result,
+)
 
 # --------------------------------------------------------------------------- timing
 
@@ -130,7 +135,7 @@ def unsettled_note(timings: Mapping[str, Timing], context: str = "") -> list[str
 
 
 def matmul_candidates(
-    flops_per_call: float = 0.0, size: int = 2048
+    flops_per_call: float = 0.0, size: int = 2048, bf16: bool = True, device: str = "cpu"
 ) -> dict[str, tuple[Callable[[], object], float]]:
     """Square ``size`` x ``size`` matrix products in bfloat16 and float32 on all of torch's
     threads, as ``{name: (run, flops)}``; their rate is the machine's practical peak.
@@ -138,16 +143,19 @@ def matmul_candidates(
     One call runs as many products as make about ``flops_per_call`` FLOPs (at least one), so
     that a peak measurement lasts about as long as the work it is compared with and is as
     exposed to other processes. A product of two n x n matrices is 2 n^3 FLOPs (a multiply-add
-    counts as 2).
+    counts as 2). ``bf16=False`` leaves the bfloat16 product out (where it is emulated, see
+    :func:`bench.machine.bf16_native`). On a GPU the products are only queued: callers
+    synchronise.
     """
     product_flops = 2.0 * size**3
     products = max(1, round(flops_per_call / product_flops))
     generator = torch.Generator().manual_seed(0)
     candidates: dict[str, tuple[Callable[[], object], float]] = {}
-    for dtype, name in ((torch.bfloat16, "matmul_bf16"), (torch.float32, "matmul_fp32")):
-        a = torch.randn(size, size, generator=generator).to(dtype)
-        b = torch.randn(size, size, generator=generator).to(dtype)
-        out = torch.empty(size, size, dtype=dtype)
+    dtypes = ((torch.bfloat16, "matmul_bf16"),) if bf16 else ()
+    for dtype, name in (*dtypes, (torch.float32, "matmul_fp32")):
+        a = torch.randn(size, size, generator=generator).to(device, dtype)
+        b = torch.randn(size, size, generator=generator).to(device, dtype)
+        out = torch.empty(size, size, dtype=dtype, device=device)
 
         def run(a: torch.Tensor = a, b: torch.Tensor = b, out: torch.Tensor = out) -> None:
             for _ in range(products):
@@ -195,48 +203,7 @@ def conv_flops(model: nn.Module, *args: Any, **kwargs: Any) -> int:
     return total
 
 
-# --------------------------------------------------------------------------- the machine
-
-
-def _cpuinfo_field(key: str) -> str | None:
-    """The value of the first ``key : value`` line of ``/proc/cpuinfo`` (None if absent)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == key:
-                return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def machine_info() -> dict[str, Any]:
-    """What the numbers were measured on (CPU, threads, library versions, load)."""
-    from nie_core.inference import fast_path_supported
-
-    flags = set((_cpuinfo_field("flags") or "").split())
-    return {
-        "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),
-        "logical_cpus": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cpu_bf16": sorted(flags & {"avx512_bf16", "amx_bf16", "amx_tile"}),
-        "fast_path_cpu": fast_path_supported("cpu"),
-        "cuda": torch.cuda.is_available(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "load_average_1min": round(os.getloadavg()[0], 2),
-    }
-
-
-def machine_line(info: Mapping[str, Any]) -> str:
-    """One line for a Markdown table's caption."""
-    bf16 = ", ".join(info["cpu_bf16"]) or "no native bf16"
-    gpu = "CUDA" if info["cuda"] else "no GPU"
-    return (
-        f"{info['cpu']}, {info['logical_cpus']} logical CPUs ({info['torch_threads']} torch "
-        f"threads), {bf16}, {gpu}; torch {info['torch']}, Python {info['python']}; "
-        f"1-min load average {info['load_average_1min']} at the start"
-    )
+# --------------------------------------------------------------------------- the process
 
 
 def peak_rss_bytes() -> int:
@@ -256,94 +223,7 @@ def threads(count: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-# --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Target:
-    """One of the issue's targets: ``value <op> limit``."""
-
-    name: str
-    value: float
-    limit: float
-    op: Literal["<=", ">="]
-    unit: str = ""
-
-    @property
-    def met(self) -> bool:
-        return self.value <= self.limit if self.op == "<=" else self.value >= self.limit
-
-
-@dataclass
-class BenchResult:
-    """A benchmark's table, its targets and the raw numbers behind them."""
-
-    name: str
-    title: str
-    headers: list[str]
-    rows: list[list[Any]]
-    targets: list[Target] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    machine: dict[str, Any] = field(default_factory=dict)
-    quick: bool = False
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["targets"] = [{**asdict(t), "met": t.met} for t in self.targets]
-        return data
-
-    def to_markdown(self, heading_level: int = 2) -> str:
-        lines = [f"{'#' * heading_level} {self.title}", ""]
-        lines += markdown_table(self.headers, self.rows)
-        if self.targets:
-            lines += [""]
-            lines += markdown_table(
-                ["target", "measured", "limit", "met"],
-                [
-                    [t.name, f"{format_number(t.value)}{t.unit}", f"{t.op} {t.limit:g}{t.unit}",
-                     "yes" if t.met else "**no**"]
-                    for t in self.targets
-                ],
-            )  # fmt: skip
-        if self.notes:
-            lines += [""] + [f"- {note}" for note in self.notes]
-        return "\n".join(lines) + "\n"
-
-
-def format_number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    magnitude = abs(value)
-    if magnitude == 0 or 0.01 <= magnitude < 10:
-        return f"{value:.3g}" if magnitude >= 1 else f"{value:.3f}"
-    if magnitude < 0.01:
-        return f"{value:.2e}"
-    return f"{value:,.1f}" if magnitude < 1000 else f"{value:,.0f}"
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table; numbers go through :func:`format_number`, ``|`` in cells is escaped."""
-
-    def cell(value: Any) -> str:
-        return format_number(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
-    return lines
-
-
-def write_result(result: BenchResult, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:
-    """Write ``<out_dir>/<name>.json`` and ``<name>.md``; returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / f"{result.name}.json"
-    md_path = out_dir / f"{result.name}.md"
-    json_path.write_text(json.dumps(result.to_json(), indent=2, default=str) + "\n")
-    md_path.write_text(result.to_markdown(heading_level=1))
-    return json_path, md_path
+# --------------------------------------------------------------------------- running
 
 
 def argument_parser(description: str) -> argparse.ArgumentParser:
@@ -379,8 +259,8 @@ def run_and_report(
     return result
 
 
-def timed_run(run: Callable[[bool], BenchResult], quick: bool) -> BenchResult:
-    machine = machine_info()
+def timed_run(run: Callable[[bool], BenchResult], quick: bool, device: str = "cpu") -> BenchResult:
+    machine = machine_info(device)
     start = time.perf_counter()
     result = run(quick)
     result.seconds = round(time.perf_counter() - start, 1)

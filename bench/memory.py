@@ -137,9 +137,12 @@ def run(quick: bool = False) -> BenchResult:
         ["(process after import + model + input, before enhance)",
          tiled["rss_before"] / GB, "-"],
     ]  # fmt: skip
+    from nie_core.inference import fast_path_supported
+
+    path = "fast path" if fast_path_supported("cpu") else "float32: no fast path on this CPU"
     return BenchResult(
         name="memory",
-        title=f"Memory: peak RSS of x{SCALE} super-resolution (edsr_baseline, fast path)",
+        title=f"Memory: peak RSS of x{SCALE} super-resolution (edsr_baseline, {path})",
         headers=["run", "peak RSS (GB)", "seconds"],
         rows=rows,
         targets=[
@@ -169,7 +172,7 @@ def run(quick: bool = False) -> BenchResult:
             f"Tiled vs untiled at {equality_side}x{equality_side}, tiles of {equality_tile} "
             f"(overlap = receptive radius): fp32 max abs difference "
             f"{equality['fp32']['max_abs_diff']:.2e} ({equality['fp32']['fraction_8bit_differ']:.2%} "
-            f"of 8-bit values differ); fast path max abs difference "
+            f"of 8-bit values differ); enhance(fast='auto') ({path}) max abs difference "
             f"{equality['fast']['max_abs_diff']:.2e} ({equality['fast']['fraction_8bit_differ']:.2%}"
             " of 8-bit values differ).",
         ],

@@ -9,6 +9,11 @@ fails is reported as failed and the others still run; the exit status is then 1.
     python -m bench.run_all --quick    # smaller sizes, fewer rounds (a smoke run; results
                                        # go to $TMPDIR/nie-bench-quick, not bench/results)
     python -m bench.run_all --only inference,training
+    python -m bench.run_all --device cuda   # the GPU benchmark (bench/gpu.py) instead; fails
+                                            # with one line where CUDA is absent
+
+On a CPU without native bf16 (AVX2 only, or ``ONEDNN_MAX_CPU_ISA=AVX2``) the bf16 variants are
+skipped and their targets reported as not applicable (see bench/machine.py).
 """
 
 from __future__ import annotations
@@ -23,15 +28,23 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS_DIR, machine_info, machine_line, markdown_table, results_dir
+import torch
+
+from bench.common import RESULTS_DIR, markdown_table, results_dir
+from bench.machine import NO_CUDA, device_line, machine_info, machine_line
+from bench.report import target_cells
 
 BENCHMARKS = ("inference", "training", "memory", "data", "serve")
+CUDA_BENCHMARKS = ("gpu",)
+CUDA_RESULTS_DIR = RESULTS_DIR / "cuda"
 
 
-def _run_one(name: str, quick: bool, out_dir: Path) -> dict[str, Any]:
+def _run_one(name: str, quick: bool, out_dir: Path, device: str = "cpu") -> dict[str, Any]:
     command = [sys.executable, "-m", f"bench.{name}", "--out", str(out_dir)]
     if quick:
         command.append("--quick")
+    if name in CUDA_BENCHMARKS:
+        command += ["--device", device]
     print(f"[bench] {name} ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -54,7 +67,7 @@ def summary_markdown(
         "# NIE benchmarks" + (" (quick run)" if quick else ""),
         "",
         f"Measured {when} on: {machine_line(machine)}. Total {total / 60:.1f} min.",
-        "No GPU was available: the CUDA path (bf16 autocast + channels_last) is not measured.",
+        device_line(machine),
         "",
         "## Targets",
         "",
@@ -66,10 +79,7 @@ def summary_markdown(
                 [result["name"], "FAILED: " + " ".join(result["error"]), "", "**no**"]
             )
             continue
-        for t in result["targets"]:
-            unit = t.get("unit", "")
-            target_rows.append([t["name"], f"{t['value']:g}{unit}", f"{t['op']} {t['limit']:g}{unit}",
-                                "yes" if t["met"] else "**no**"])  # fmt: skip
+        target_rows += [[t["name"], *target_cells(t)] for t in result["targets"]]
     lines += markdown_table(["target", "measured", "limit", "met"], target_rows)
     for result in results:
         if result.get("failed"):
@@ -86,49 +96,66 @@ _LATEST_START, _LATEST_END = "<!-- latest:start -->", "<!-- latest:end -->"
 
 
 def update_readme(
-    report: str, readme: Path = README, full_tables: str = "results/latest.md"
+    report: str, readme: Path = README, full_tables: str = "results/latest.md", marker: str = ""
 ) -> bool:
     """Replace the part of ``readme`` between the ``latest`` markers with the report's heading
     line and targets table (everything before the first benchmark section) and a link to
     ``full_tables`` (relative to ``readme``). Returns False when the markers are missing."""
+    start, end = _LATEST_START, _LATEST_END
+    if marker:  # e.g. "cuda": <!-- latest-cuda:start --> ... <!-- latest-cuda:end -->
+        start, end = (m.replace("latest", f"latest-{marker}") for m in (start, end))
     text = readme.read_text()
-    if _LATEST_START not in text or _LATEST_END not in text:
+    if start not in text or end not in text:
         return False
     summary = report.split("\n## ", 2)
     body = summary[0].split("\n", 1)[1].strip() + "\n\n## " + summary[1].strip()
     body = body.replace("## Targets", "Targets:", 1)
-    before, rest = text.split(_LATEST_START, 1)
-    after = rest.split(_LATEST_END, 1)[1]
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
     details = f"Full tables: [{full_tables}]({full_tables})."
-    readme.write_text(f"{before}{_LATEST_START}\n{body}\n\n{details}\n{_LATEST_END}{after}")
+    readme.write_text(f"{before}{start}\n{body}\n\n{details}\n{end}{after}")
     return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, few rounds")
+    parser.add_argument("--only", default=None, help=f"comma-separated subset of {BENCHMARKS}")
     parser.add_argument(
-        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}"
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help=f"cpu: {BENCHMARKS}; cuda: {CUDA_BENCHMARKS} (results in {CUDA_RESULTS_DIR.name}/)",
     )
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(BENCHMARKS))
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(NO_CUDA, file=sys.stderr)
+        return 2
+    available = CUDA_BENCHMARKS if args.device == "cuda" else BENCHMARKS
+    names = [n.strip() for n in (args.only or ",".join(available)).split(",") if n.strip()]
+    unknown = sorted(set(names) - set(available))
     if unknown:
-        parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+        parser.error(
+            f"unknown benchmark(s) {unknown} for --device {args.device}; choose from {available}"
+        )
 
-    machine = machine_info()
-    out_dir = results_dir(args.out, args.quick)
+    machine = machine_info(args.device)
+    committed = CUDA_RESULTS_DIR if args.device == "cuda" else RESULTS_DIR
+    out_dir = args.out if args.out or args.quick else committed
+    out_dir = results_dir(out_dir, args.quick)
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = [_run_one(name, args.quick, out_dir) for name in names]
+    results = [_run_one(name, args.quick, out_dir, args.device) for name in names]
     report = summary_markdown(results, machine, args.quick, out_dir)
     (out_dir / "latest.md").write_text(report)
     (out_dir / "latest.json").write_text(
         json.dumps({"machine": machine, "quick": args.quick, "results": results}, indent=2) + "\n"
     )
-    if out_dir == RESULTS_DIR and set(names) == set(BENCHMARKS) and not args.quick:
-        update_readme(report)
-        update_readme(report, PROJECT_README, full_tables="bench/results/latest.md")
+    if out_dir == committed and set(names) == set(available) and not args.quick:
+        marker = "cuda" if args.device == "cuda" else ""
+        tables = "results/cuda/latest.md" if marker else "results/latest.md"
+        update_readme(report, README, tables, marker)
+        update_readme(report, PROJECT_README, f"bench/{tables}", marker)
     print(report)
     return 1 if any(r.get("failed") for r in results) else 0
 

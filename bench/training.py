@@ -16,6 +16,7 @@ each per round; each one's time is its minimum over the rounds.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,6 +31,7 @@ from bench.common import (
     time_interleaved,
     unsettled_note,
 )
+from bench.machine import NO_BF16, NOT_APPLICABLE_NO_BF16, bf16_native
 from nie_core.data.images import to_tensor
 from nie_core.losses import HybridLoss
 from nie_core.models import create_model
@@ -43,32 +45,46 @@ HYBRID_OVERHEAD_TARGET = 1.15
 SPEEDUP_TARGET = 2.5
 
 
-def photo_batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """LR (16, 3, 48, 48) and HR (16, 3, 96, 96) random crops of two photographs; the LR crop
-    is the HR crop averaged over 2 x 2 blocks (the exact degradation does not matter here)."""
+def photo_batch(
+    seed: int = 0, batch: int = BATCH, lr_patch: int = LR_PATCH, scale: int = SCALE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LR (16, 3, 48, 48) and HR (16, 3, 96, 96) random crops of two photographs (by default);
+    the LR crop is the HR crop averaged over s x s blocks (the exact degradation does not
+    matter here)."""
     rng = np.random.default_rng(seed)
     images = [photo("astronaut.png"), photo("coffee.png")]
-    side = LR_PATCH * SCALE
+    side = lr_patch * scale
     crops = []
-    for i in range(BATCH):
+    for i in range(batch):
         image = images[i % len(images)]
         top = int(rng.integers(0, image.shape[0] - side))
         left = int(rng.integers(0, image.shape[1] - side))
         crops.append(to_tensor(np.ascontiguousarray(image[top : top + side, left : left + side])))
     hr = torch.stack(crops)
-    lr = torch.nn.functional.avg_pool2d(hr, SCALE)
+    lr = torch.nn.functional.avg_pool2d(hr, scale)
     return lr, hr
 
 
 def make_step(
-    fast: bool, gamma: float, lr_batch: torch.Tensor, hr_batch: torch.Tensor
+    fast: bool,
+    gamma: float,
+    lr_batch: torch.Tensor,
+    hr_batch: torch.Tensor,
+    model_name: str = "edsr_baseline",
+    device: str = "cpu",
+    compile_model: str | None = None,
+    **model_kwargs: Any,
 ) -> Callable[[], float]:
-    """A closure running one training step of a fresh edsr_baseline x2 (seed 0)."""
+    """A closure running one training step of a fresh ``model_name`` (x2 unless ``scale=`` is
+    given; seed 0) on ``device``, as ``ray_jobs.enhancer.train_loop`` runs it there.
+    ``compile_model``: a ``torch.compile`` backend to wrap the model in (default mode)."""
     torch.manual_seed(0)
-    model = create_model("edsr_baseline", scale=SCALE).train()
+    model_kwargs.setdefault("scale", SCALE)
+    model = create_model(model_name, **model_kwargs).train().to(device)
+    lr_batch, hr_batch = lr_batch.to(device), hr_batch.to(device)
     scorer = None
     if gamma > 0:
-        scorer = freeze_scorer(create_model("nima", backbone="mnasnet1_0"))
+        scorer = freeze_scorer(create_model("nima", backbone="mnasnet1_0")).to(device)
     if fast:  # as train_loop does when the worker's fast path is on
         model = model.to(memory_format=torch.channels_last)
         if scorer is not None:
@@ -77,10 +93,11 @@ def make_step(
         hr_batch = hr_batch.contiguous(memory_format=torch.channels_last)
     loss_fn = HybridLoss(scorer, gamma=gamma, pixel="l2")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
+    forward = torch.compile(model, backend=compile_model) if compile_model else model
 
     def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
-            out = model(lr_batch)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=fast):
+            out = forward(lr_batch)
             parts = loss_fn(out.float(), hr_batch.float())
         optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
@@ -113,17 +130,23 @@ def make_conv_chain(fast: bool) -> tuple[Callable[[], None], int]:
 
 
 def run(quick: bool = False) -> BenchResult:
+    # Without native bf16 (emulated: 10-40x slower than float32) the fast variants, the fast
+    # conv chain and the bf16 peak are skipped; NIE's path there is float32, so the hybrid
+    # overhead is measured in float32.
+    bf16 = bf16_native("cpu")
     lr_batch, hr_batch = photo_batch()
-    steps = {
-        "plain": make_step(False, 0.0, lr_batch, hr_batch),
-        "fast_l2": make_step(True, 0.0, lr_batch, hr_batch),
-        "fast_hybrid": make_step(True, GAMMA, lr_batch, hr_batch),
-    }
-    chains = {"chain_fp32": make_conv_chain(False), "chain_fast": make_conv_chain(True)}
+    l2, hybrid = ("fast_l2", "fast_hybrid") if bf16 else ("plain", "fp32_hybrid")
+    steps = {"plain": make_step(False, 0.0, lr_batch, hr_batch)}
+    if bf16:
+        steps["fast_l2"] = make_step(True, 0.0, lr_batch, hr_batch)
+    steps[hybrid] = make_step(bf16, GAMMA, lr_batch, hr_batch)
+    chains = {"chain_fp32": make_conv_chain(False)}
+    if bf16:
+        chains["chain_fast"] = make_conv_chain(True)
     forward_flops = conv_flops(create_model("edsr_baseline", scale=SCALE), lr_batch)
     # The machine's bf16 and fp32 matmul peaks, interleaved with the steps (one call lasts
     # about as long as a step's convolution work).
-    peaks = matmul_candidates(flops_per_call=3 * forward_flops)
+    peaks = matmul_candidates(flops_per_call=3 * forward_flops, bf16=bf16)
     candidates = {
         **steps,
         **{name: chain for name, (chain, _) in chains.items()},
@@ -137,53 +160,88 @@ def run(quick: bool = False) -> BenchResult:
         max_seconds=30 if quick else 120,
     )
     seconds = {name: timing.best for name, timing in timings.items()}
-    overhead = seconds["fast_hybrid"] / seconds["fast_l2"]
-    speedup = seconds["plain"] / seconds["fast_l2"]
+    overhead = seconds[hybrid] / seconds[l2]
     chain_rate = {name: flops / seconds[name] / 1e9 for name, (_, flops) in chains.items()}
-    kernel_ceiling = seconds["chain_fp32"] / seconds["chain_fast"]
     peak_rate = {name: flops / seconds[name] / 1e9 for name, (_, flops) in peaks.items()}
     plain_rate = 3 * forward_flops / seconds["plain"] / 1e9
-    # A bf16 step cannot run its convolutions faster than the bf16 matmul peak, so this is the
-    # largest fast/plain ratio possible against the plain loop as it ran here.
-    speedup_ceiling = peak_rate["matmul_bf16"] / plain_rate
     labels = {
-        "plain": "plain fp32 NCHW, L2",
+        "plain": "plain fp32 NCHW, L2" + ("" if bf16 else " (NIE's path on this CPU)"),
         "fast_l2": "fast (channels_last + bf16 autocast), L2",
         "fast_hybrid": f"fast, hybrid (gamma {GAMMA}, NIMA MnasNet on 96x96 outputs)",
+        "fp32_hybrid": f"fp32 NCHW, hybrid (gamma {GAMMA}, NIMA MnasNet on 96x96 outputs)",
     }
     rows = [
-        [
-            labels[name],
-            1.0 / seconds[name],
-            BATCH / seconds[name],
-            timings[name].best * 1000,
-            timings[name].median * 1000,
-            3 * forward_flops / seconds[name] / 1e9,
-            f"{seconds['plain'] / seconds[name]:.2f}x",
-        ]
+        [labels[name], 1.0 / seconds[name], BATCH / seconds[name], timings[name].best * 1000,
+         timings[name].median * 1000, 3 * forward_flops / seconds[name] / 1e9,
+         f"{seconds['plain'] / seconds[name]:.2f}x"]
         for name in steps
-    ]
-    rows += [
-        [
-            f"33 body convs only, fwd+bwd, {label}",
-            "-",
-            "-",
-            timings[name].best * 1000,
-            timings[name].median * 1000,
-            chain_rate[name],
-            f"{seconds['chain_fp32'] / seconds[name]:.2f}x",
-        ]
-        for name, label in (("chain_fp32", "fp32 NCHW"), ("chain_fast", "fast"))
-    ]
-    rows += [
-        [f"{dtype} 2048x2048 matmul (the machine's peak)", "-", "-", timings[name].best * 1000,
-         timings[name].median * 1000, peak_rate[name], "-"]
-        for name, dtype in (("matmul_bf16", "bf16"), ("matmul_fp32", "fp32"))
     ]  # fmt: skip
-    rows.append(
-        ["ceiling: bf16 matmul peak / plain step's GFLOP/s", "-", "-", "-", "-", "-",
-         f"{speedup_ceiling:.2f}x"]
-    )  # fmt: skip
+    if not bf16:
+        rows.append([f"fast (channels_last + bf16 autocast): {NO_BF16}", *["-"] * 6])
+    rows += [
+        [f"33 body convs only, fwd+bwd, {label}", "-", "-", timings[name].best * 1000,
+         timings[name].median * 1000, chain_rate[name],
+         f"{seconds['chain_fp32'] / seconds[name]:.2f}x"]
+        for name, label in (("chain_fp32", "fp32 NCHW"), ("chain_fast", "fast"))
+        if name in chains
+    ]  # fmt: skip
+    rows += [
+        [f"{name[7:]} 2048x2048 matmul (the machine's peak)", "-", "-", timings[name].best * 1000,
+         timings[name].median * 1000, peak_rate[name], "-"]
+        for name in peaks
+    ]  # fmt: skip
+    details: dict[str, Any] = {
+        "bf16_native": bf16,
+        "step_seconds": {n: {"min": t.best, "median": t.median} for n, t in timings.items()},
+        "hybrid_over_l2": overhead,
+        "matmul_peak_gflops": peak_rate,
+        "conv_chain_gflops": chain_rate,
+        "forward_gflop": forward_flops / 1e9,
+    }
+    notes = [
+        "One process on all torch threads (`nie train` runs one DDP worker per core).",
+        "Each step = forward under autocast, HybridLoss, zero_grad, backward, Adam step, "
+        "loss.item() (the step of ray_jobs.enhancer.train_loop). Minimum over interleaved "
+        "rounds, faster variants repeated so that every turn lasts about as long; GFLOP/s "
+        "counts a training step as 3x the forward convolution FLOPs.",
+    ]
+    speedup_name = "fast L2 training / plain fp32 NCHW loop"
+    if bf16:
+        speedup = seconds["plain"] / seconds["fast_l2"]
+        kernel_ceiling = seconds["chain_fp32"] / seconds["chain_fast"]
+        # A bf16 step cannot run its convolutions faster than the bf16 matmul peak, so this is
+        # the largest fast/plain ratio possible against the plain loop as it ran here.
+        speedup_ceiling = peak_rate["matmul_bf16"] / plain_rate
+        rows.append(
+            ["ceiling: bf16 matmul peak / plain step's GFLOP/s", "-", "-", "-", "-", "-",
+             f"{speedup_ceiling:.2f}x"]
+        )  # fmt: skip
+        speedup_target = Target(speedup_name, round(speedup, 3), SPEEDUP_TARGET, ">=")
+        details.update(fast_over_plain=speedup, conv_kernel_speedup_bound=kernel_ceiling,
+                       speedup_ceiling_at_bf16_peak=speedup_ceiling)  # fmt: skip
+        notes += [
+            "The two '33 body convs only' rows time only the 33 64->64 convolutions of the "
+            "body (89% of the step's FLOPs; forward and backward, the step's batch, precision "
+            f"and layout): their fp32-NCHW/fast ratio ({kernel_ceiling:.2f}x) is what oneDNN's "
+            "kernels give for the bulk of a step on this CPU, so a whole step's speed-up stays "
+            "close to it.",
+            "The plain loop already runs its convolutions at "
+            f"{plain_rate / peak_rate['matmul_fp32']:.0%} of the fp32 matmul peak at this "
+            "batch, and the fast step at "
+            f"{3 * forward_flops / seconds['fast_l2'] / 1e9 / peak_rate['matmul_bf16']:.0%} "
+            "of the bf16 peak; even a step at 100% of the bf16 peak would be only "
+            f"{speedup_ceiling:.2f}x the plain loop (the ceiling row).",
+        ]
+    else:
+        speedup_target = Target.skipped(speedup_name, SPEEDUP_TARGET, ">=", NOT_APPLICABLE_NO_BF16)
+        notes.append(
+            f"Fast path {NO_BF16}: bf16 autocast and bf16 matmuls are emulated here (10-40x "
+            "slower than float32), and NIE's jobs train in float32 on such a CPU "
+            "(fast_path_supported is False), so the hybrid overhead is measured in float32 and "
+            "the fast/plain target does not apply. The plain loop runs its convolutions at "
+            f"{plain_rate / peak_rate['matmul_fp32']:.0%} of the fp32 matmul peak."
+        )
+    path = "fast path" if bf16 else "float32, NIE's path on this CPU"
     return BenchResult(
         name="training",
         title="Training: edsr_baseline x2, batch 16 x 48x48 LR patches, Adam",
@@ -199,43 +257,12 @@ def run(quick: bool = False) -> BenchResult:
         rows=rows,
         targets=[
             Target(
-                "hybrid step / L2 step (fast path)",
-                round(overhead, 3),
-                HYBRID_OVERHEAD_TARGET,
-                "<=",
-            ),
-            Target(
-                "fast L2 training / plain fp32 NCHW loop", round(speedup, 3), SPEEDUP_TARGET, ">="
-            ),
-        ],  # fmt: skip
-        notes=[
-            "One process on all torch threads (`nie train` runs one DDP worker per core).",
-            "Each step = forward under autocast, HybridLoss, zero_grad, backward, Adam step, "
-            "loss.item() (the step of ray_jobs.enhancer.train_loop). Minimum over interleaved "
-            "rounds, faster variants repeated so that every turn lasts about as long; GFLOP/s "
-            "counts a training step as 3x the forward convolution FLOPs.",
-            "The two '33 body convs only' rows time only the 33 64->64 convolutions of the body (89% of the "
-            "step's FLOPs; forward and backward, the step's batch, precision and layout): "
-            f"their fp32-NCHW/fast ratio ({kernel_ceiling:.2f}x) is what oneDNN's kernels give "
-            "for the bulk of a step on this CPU, so a whole step's speed-up stays close to it.",
-            "The plain loop already runs its convolutions at "
-            f"{plain_rate / peak_rate['matmul_fp32']:.0%} of the fp32 matmul peak at this batch, "
-            "and the fast step at "
-            f"{3 * forward_flops / seconds['fast_l2'] / 1e9 / peak_rate['matmul_bf16']:.0%} of "
-            "the bf16 peak; even a step at 100% of the bf16 peak would be only "
-            f"{speedup_ceiling:.2f}x the plain loop (the ceiling row).",
-            *unsettled_note(timings),
+                f"hybrid step / L2 step ({path})", round(overhead, 3), HYBRID_OVERHEAD_TARGET, "<="
+            ),  # fmt: skip
+            speedup_target,
         ],
-        details={
-            "step_seconds": {n: {"min": t.best, "median": t.median} for n, t in timings.items()},
-            "hybrid_over_l2": overhead,
-            "fast_over_plain": speedup,
-            "conv_kernel_speedup_bound": kernel_ceiling,
-            "matmul_peak_gflops": peak_rate,
-            "speedup_ceiling_at_bf16_peak": speedup_ceiling,
-            "conv_chain_gflops": chain_rate,
-            "forward_gflop": forward_flops / 1e9,
-        },
+        notes=[*notes, *unsettled_note(timings)],
+        details=details,
     )
 
 

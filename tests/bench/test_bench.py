@@ -84,21 +84,121 @@ def test_targets_and_reports(tmp_path) -> None:
     assert saved["targets"][0]["met"] is True
     assert md_path.read_text().startswith("# Demo\n")
 
-    machine = {
-        "cpu": "Test CPU",
-        "logical_cpus": 2,
-        "torch_threads": 2,
-        "cpu_bf16": ["avx512_bf16"],
-        "cuda": False,
-        "torch": "2.x",
-        "python": "3.11",
-        "load_average_1min": 1.0,
-    }
     failed = {"name": "serve", "failed": True, "seconds": 1.0, "error": ["boom"]}
-    report = summary_markdown([saved, failed], machine, quick=True, out_dir=tmp_path)
+    report = summary_markdown([saved, failed], MACHINE, quick=True, out_dir=tmp_path)
     assert "Test CPU" in report and "(quick run)" in report
     assert "| speed | 3x | >= 2.5x | yes |" in report
     assert "FAILED: boom" in report and "## Demo" in report
+    assert "Device measured: CPU, Test CPU, AVX-512 (ATen kernels: AVX512), native bf16" in report
+
+
+MACHINE = {
+    "device": "cpu",
+    "cpu": "Test CPU",
+    "cpu_isa": "AVX-512",
+    "aten_cpu_capability": "AVX512",
+    "logical_cpus": 2,
+    "torch_threads": 2,
+    "cpu_bf16_flags": ["avx512_bf16"],
+    "cpu_bf16": ["avx512_bf16"],
+    "bf16_native": True,
+    "cuda": False,
+    "torch": "2.x",
+    "python": "3.11",
+    "load_average_1min": 1.0,
+}
+
+
+def test_the_report_names_the_device_measured_and_never_says_no_gpu_on_one() -> None:
+    from bench.machine import device_line, machine_line
+
+    assert "No GPU on this machine" in device_line(MACHINE)
+    gpu = {**MACHINE, "device": "cuda", "cuda": True, "gpu": "NVIDIA H200",
+           "gpu_capability": "9.0", "cuda_version": "13.0"}  # fmt: skip
+    for line in (device_line(gpu), machine_line(gpu)):
+        assert "NVIDIA H200" in line and "no gpu" not in line.lower()
+    assert device_line(gpu).startswith("Device measured: GPU NVIDIA H200 (compute capability 9.0")
+    cpu_on_gpu_machine = {**gpu, "device": "cpu"}
+    assert "A GPU (NVIDIA H200) was present" in device_line(cpu_on_gpu_machine)
+    capped = {**MACHINE, "cpu_bf16": [], "bf16_native": False, "cpu_isa": "AVX-512",
+              "settings": {"ONEDNN_MAX_CPU_ISA": "AVX2"}}  # fmt: skip
+    assert "no native bf16 (the CPU has avx512_bf16, capped away)" in machine_line(capped)
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in machine_line(capped)
+
+
+def test_machine_info_follows_the_onednn_isa_cap(monkeypatch) -> None:
+    from bench.machine import bf16_native, machine_info
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    info = machine_info()
+    assert bf16_native("cpu") is False and info["bf16_native"] is False
+    assert info["cpu_bf16"] == [] and info["settings"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert info["device"] == "cpu" and "cpu_isa" in info and "aten_cpu_capability" in info
+
+
+def test_targets_that_do_not_apply_are_not_failures(tmp_path) -> None:
+    from bench.inference import _row, _targets
+    from bench.machine import NO_BF16, NOT_APPLICABLE_NO_BF16
+
+    skipped = Target.skipped("needs bf16", 0.75, ">=", NOT_APPLICABLE_NO_BF16)
+    assert skipped.met is None
+    result = BenchResult(name="demo", title="Demo", headers=["x"], rows=[[1]], targets=[skipped])
+    json_path, _ = write_result(result, tmp_path)
+    saved = json.loads(json_path.read_text())
+    assert saved["targets"][0]["met"] is None
+    report = summary_markdown([saved], MACHINE, quick=False, out_dir=tmp_path)
+    assert f"| needs bf16 | - | >= 0.75 | {NOT_APPLICABLE_NO_BF16} |" in report
+    assert "**no**" not in report
+    # The inference benchmark on a CPU without native bf16: fp32 measured, fast path skipped.
+    measured = {"lr_side": 256, "gflop": 180.0, "fp32_gflops": 60.0,
+                "mfu_fp32_vs_fp32_peak": 0.5, "fast_skipped": NO_BF16}  # fmt: skip
+    assert _row("edsr_baseline", measured)[3] == NO_BF16
+    assert all(t.met is None for t in _targets(measured))
+
+
+def test_reference_models_have_nie_models_layer_shapes() -> None:
+    from bench.reference import reference_model
+
+    x = torch.rand(1, 3, 12, 12)
+    for name, factor, shape in (("edsr_baseline", 2, {}), ("edsr", 4, {"n_resblocks": 2})):
+        ours = create_model(name, scale=factor, **shape)
+        plain = reference_model(name, factor, **shape)
+        assert conv_flops(plain, x) == conv_flops(ours, x)
+        assert sum(p.numel() for p in plain.parameters()) == sum(
+            p.numel() for p in ours.parameters()
+        )
+        assert plain(x).shape == (1, 3, 12 * factor, 12 * factor)
+
+
+def test_cuda_benchmark_fails_in_one_line_without_a_gpu(capsys) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    from bench import gpu
+    from bench.run_all import main
+
+    assert main(["--device", "cuda"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        gpu.main(["--device", "cuda"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [gpu.NO_CUDA, gpu.NO_CUDA]
+
+
+def test_cuda_benchmark_code_runs_on_cpu_at_tiny_sizes(tmp_path) -> None:
+    """Every measurement of bench/gpu.py, for real, at tiny sizes on the CPU (no timing checks;
+    the eager torch.compile backend: inductor's C++ compilation takes minutes here)."""
+    from bench import gpu
+
+    result = gpu.main(["--device", "cpu", "--quick", "--compile-backend", "eager",
+                       "--out", str(tmp_path)])  # fmt: skip
+    assert result is not None and result.machine["device"] == "cpu"
+    assert len(result.rows) == 6 + len(gpu.QUICK.nima_batches) and len(result.targets) == 7
+    saved = json.loads((tmp_path / "gpu.json").read_text())
+    assert set(saved["details"]["training"]["steps_per_s"]) == {
+        "reference", "nie_l2", "nie_hybrid", "nie_l2_compiled", "reference_edsr", "nie_edsr"
+    }  # fmt: skip
+    assert all(r > 0 for r in saved["details"]["inference"]["images_per_s"]["edsr_x4"].values())
+    assert (tmp_path / "gpu.md").read_text().startswith("# Device speed")
 
 
 @pytest.mark.parametrize("scale", [2, 3])
@@ -141,6 +241,10 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path) -> None:
     assert "old" not in text and "## Inference" not in text and text.endswith("-->\noutro\n")
     readme.write_text("no markers")
     assert not update_readme(report, readme)
+    readme.write_text("a\n<!-- latest-cuda:start -->\nnot measured\n<!-- latest-cuda:end -->\nb\n")
+    assert not update_readme(report, readme)  # the CPU markers are not there
+    assert update_readme(report, readme, "results/cuda/latest.md", marker="cuda")
+    assert "Measured on X." in readme.read_text() and "not measured" not in readme.read_text()
 
 
 def test_balanced_timing_repeats_fast_candidates_within_a_turn(monkeypatch) -> None:
