@@ -12,11 +12,16 @@ DATA ?= data/sample
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
+# pip prints one line per package it collects (a few minutes the first time); its full output
+# goes to $(VENV)/install.log.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	# torch/torchvision resolve from this machine's local wheels (pip only; see README).
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	@echo "[make] installing NIE and its dependencies into $(VENV) (a few minutes the first time; log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q --upgrade pip
+	@# torch/torchvision resolve from this machine's local wheels (pip only; see README).
+	@set -o pipefail; $(BIN)/python -m pip install -e '.[dev]' 2>&1 | tee $(VENV)/install.log \
+		| awk '/^(Collecting|Installing collected|Successfully installed|ERROR)/ { print "  " substr($$0, 1, 100); fflush() }' \
+		|| { echo "[make] pip install failed: see $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create/update the virtualenv in .venv

@@ -242,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     # nie demo
     demo = sub.add_parser(
         "demo",
-        help="the main job: sample data -> NIMA -> EDSR (L2, hybrid) -> sweep -> serve",
+        help="the main job: photographs -> the zoo EDSR fine-tuned (L2, hybrid) -> gamma sweep -> "
+        "summary -> serve",
         formatter_class=_Formatter,
     )
     demo.add_argument("--workdir", default=".", help="where data/, runs/ and mlflow.db go")
@@ -251,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fast", action="store_true", help="tiny settings (seconds, for tests and smoke runs)"
     )
     demo.add_argument("--port", type=int, default=8000, help="HTTP port of the service")
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show Ray's and MLflow's own lines too (also NIE_VERBOSE=1); runs/demo.log "
+        "always has them",
+    )
     demo.set_defaults(handler=_entry("ray_jobs.demo", "run_cli"))
 
     # nie eval
@@ -326,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.handler(args)
     except KeyboardInterrupt:
-        print("nie: interrupted", file=sys.stderr)
+        # Long-running commands stop their Ray processes and mark their runs first
+        # (ray_jobs.interrupt, serve_app.shutdown); rerunning the same command resumes.
+        print(f"nie {args.command}: stopped by Ctrl-C", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         if os.environ.get("NIE_DEBUG"):

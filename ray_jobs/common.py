@@ -37,6 +37,9 @@ def ensure_ray(num_cpus: int | None = None, include_dashboard: bool = False) -> 
     import ray
 
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    # Ray Train patches print() on its workers to log each line as well, so every progress
+    # line reached the driver twice; Train propagates this variable to the workers.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
@@ -243,6 +246,12 @@ def maybe_inject_failure(
     raise RuntimeError(f"injected worker failure at step {global_step} (run.fail_after_step)")
 
 
+# What the epoch line shows when present (every metric is in MLflow): the loss, the model
+# against bicubic, the scorer's view; the NIMA job's validation EMD and correlations.
+PROGRESS_METRICS = ("train_loss", "val_psnr_y", "bicubic_psnr_y", "val_nima_mean",
+                    "val_emd", "val_lcc", "val_srcc")  # fmt: skip
+
+
 class Progress:
     """One line per epoch on rank 0: loss, step rate, samples/s and ETA."""
 
@@ -267,9 +276,9 @@ class Progress:
         eta = (now - self.t0) / max(done, 1) * (self.total_epochs - epoch - 1)
         rates = {"steps_per_s": steps / dt, "samples_per_s": samples * self.env.world_size / dt}
         if self.enabled:
-            shown = "  ".join(
-                f"{k} {v:.4g}" for k, v in metrics.items() if isinstance(v, int | float)
-            )
+            numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+            headline = {k: numbers[k] for k in PROGRESS_METRICS if k in numbers} or numbers
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in headline.items())
             print(
                 f"[nie] epoch {epoch + 1}/{self.total_epochs}  {shown}  "
                 f"{rates['steps_per_s']:.2f} steps/s  {rates['samples_per_s']:.1f} samples/s  "

@@ -30,6 +30,7 @@ import hashlib
 import json
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -41,6 +42,7 @@ from nie_core.config import config_from_dict, config_to_dict, load_config
 
 from .common import ensure_ray, format_seconds
 from .config import EnhancerJobConfig, TuneJobConfig
+from .interrupt import run_interruptible
 
 __all__ = [
     "DemoLayout",
@@ -58,6 +60,7 @@ __all__ = [
 RECIPES = Path(__file__).resolve().parent / "recipes"
 MARKER_FILE = "demo_stage.json"
 SUMMARY_FILE = "demo_summary.json"
+LOG_FILE = "demo.log"  # in runs/: every line of every `nie demo`, appended
 SUMMARY_MARKDOWN = "demo_summary.md"
 APP_NAME = "nie"
 # The frozen scorer of the hybrid loss, of validation and of the summary: the zoo's NIMA.
@@ -319,31 +322,39 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     ensure_ray(include_dashboard=True)
     dashboard = ray_dashboard_url()
     if dashboard:
-        _log(f"Ray dashboard: {dashboard}")
+        sign_in = dashboard_sign_in()
+        _log(f"Ray dashboard: {dashboard}" + (f" ({sign_in})" if sign_in else ""))
 
-    started = time.monotonic()
-    stages: dict[str, StageResult] = {}
-    for number, (key, title, cfg, folder, done_file, train) in enumerate(plan, start=3):
-        _log(f"[{number}/{total}] {title} -> {folder}")
-        stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, [SCORER], _log)
-        stages[key] = stage
-        if not stage.reused:
-            _log(f"{title}: done in {format_seconds(stage.seconds)}")
-    training_seconds = time.monotonic() - started
-    _log(f"training finished in {format_seconds(training_seconds)}")
+    def train_and_summarise() -> DemoResult:
+        started = time.monotonic()
+        stages: dict[str, StageResult] = {}
+        for number, (key, title, cfg, folder, done_file, train) in enumerate(plan, start=3):
+            _log(f"[{number}/{total}] {title} -> {folder}")
+            stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, [SCORER], _log)
+            stages[key] = stage
+            if not stage.reused:
+                _log(f"{title}: done in {format_seconds(stage.seconds)}")
+        training_seconds = time.monotonic() - started
+        _log(f"training finished in {format_seconds(training_seconds)}")
 
-    _log(f"[{total}/{total}] summary" + (" and report" if report else ""))
-    table, markdown = demo_summary(layout, stages, hybrid_cfg.loss.gamma, training_seconds)
-    report_path = None
-    if report:
-        from .report import build_report
+        _log(f"[{total}/{total}] summary" + (" and report" if report else ""))
+        table, markdown = demo_summary(layout, stages, hybrid_cfg.loss.gamma, training_seconds)
+        report_path = None
+        if report:
+            from .report import build_report
 
-        report_path = build_report(
-            layout.report, layout.tracking_uri, summary_markdown=markdown
-        ).markdown
-    return DemoResult(
-        layout, stages, table, markdown, report_path, training_seconds, hybrid_cfg.loss.gamma
-    )
+            report_path = build_report(
+                layout.report, layout.tracking_uri, summary_markdown=markdown
+            ).markdown
+        return DemoResult(
+            layout, stages, table, markdown, report_path, training_seconds, hybrid_cfg.loss.gamma
+        )
+
+    if threading.current_thread() is not threading.main_thread():
+        return train_and_summarise()  # no signals to handle off the main thread
+    # Ray Train and Tune would install their own SIGINT handlers on the main thread and keep
+    # them (Ctrl-C then failed to stop the demo): train on a worker thread (ray_jobs.interrupt).
+    return run_interruptible(train_and_summarise, "the demo")
 
 
 def demo_summary(
@@ -469,19 +480,69 @@ def ray_dashboard_url() -> str | None:
     return url if "://" in url else f"http://{url}"
 
 
-def _mlflow_command(uri: str) -> str:
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    program = str(mlflow_bin) if mlflow_bin.exists() else "mlflow"
+def dashboard_sign_in() -> str | None:
+    """How to open the dashboard of a cluster with token authentication (Ray 2.60 turns it on
+    for a new local cluster): the page asks for the token that ``ray get-auth-token`` prints.
+    None when authentication is off."""
+    import os
+
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return None
+    return f"it asks for a token: paste what `{_program('ray')} get-auth-token` prints"
+
+
+def _program(name: str) -> str:
+    """``name`` as the user can type it: the virtualenv's copy, relative when under the cwd."""
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        return name
     try:
-        program = str(Path(program).relative_to(Path.cwd()))
+        return str(path.relative_to(Path.cwd()))
     except ValueError:
-        pass
-    return f"{program} ui --backend-store-uri {uri} --port 5000"
+        return str(path)
+
+
+def _mlflow_command(uri: str) -> str:
+    return f"{_program('mlflow')} ui --backend-store-uri {uri} --port 5000"
+
+
+def next_commands(layout: DemoLayout, served: bool) -> list[str]:
+    """Commands to try after the demo, with paths and names that exist now."""
+    nie = _program("nie")
+    lines = []
+    lr_dir = layout.train_root / "DIV2K_valid_LR_bicubic" / "X2"
+    inputs = sorted(lr_dir.glob("*.png"))
+    if inputs:
+        lines.append(f"{nie} enhance {_relative(inputs[0])} --out enhanced/   "
+                     "(the hybrid model just trained)")  # fmt: skip
+        lines.append(f"{nie} score {_relative(inputs[0])}")
+    lines.append(f"{nie} eval --data {_relative(layout.valid_root)}")
+    if not served:
+        lines.append(f"{nie} serve   (the web page with the models just trained)")
+    lines.append(f"{nie} report --out {_relative(layout.report)}")
+    return lines
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def run_cli(args: argparse.Namespace) -> int:
     """Handler of ``nie demo``: train (or reuse), print the summary, then serve until Ctrl-C
-    (or exit with ``--no-serve``)."""
+    (or exit with ``--no-serve``). The terminal shows NIE's own lines; everything, Ray's and
+    MLflow's lines included, goes to ``runs/demo.log`` (``--verbose``: the terminal too)."""
+    from .console import log_to_file, verbose_requested
+
+    log_path = Path(args.workdir).resolve() / "runs" / LOG_FILE
+    with log_to_file(log_path, "nie demo", verbose_requested(args.verbose)):
+        _log(f"full log (Ray's and MLflow's lines too): {_relative(log_path)}")
+        return _run_cli(args, log_path)
+
+
+def _run_cli(args: argparse.Namespace, log_path: Path) -> int:
     demo = run_demo(args.workdir, fast=args.fast)
     print()
     print(demo.summary_table)
@@ -494,16 +555,22 @@ def run_cli(args: argparse.Namespace) -> int:
     print(f"training: {format_seconds(demo.training_seconds)} in this call")
     if demo.report is not None:
         print(f"report:   {demo.report}")
+    print(f"log:      {log_path}")
     print(f"MLflow:   {_mlflow_command(demo.layout.tracking_uri)}  (then http://127.0.0.1:5000)")
     dashboard = ray_dashboard_url()
     if dashboard:
-        print(f"Ray:      {dashboard}")
+        sign_in = dashboard_sign_in()
+        print(f"Ray:      {dashboard}" + (f"  ({sign_in})" if sign_in else ""))
+    print("next:")
+    for line in next_commands(demo.layout, served=not args.no_serve):
+        print(f"  {line}")
     if args.no_serve:
         return 0
-    from serve_app.cli import serve_until_interrupted
+    from serve_app.shutdown import say, serve_until_interrupted
 
     url = start_demo_service(demo, port=args.port)
     print(f"web page: {url}/   (API docs: {url}/docs)")
     print("serving until Ctrl-C", flush=True)
-    serve_until_interrupted()
+    serve_until_interrupted("the demo's service")
+    say("nie demo: stopped; the service and Ray have shut down")
     return 0

@@ -10,6 +10,7 @@ image size.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
+# Runs this process started or reopened and has not ended (run id -> tracking URI), so that a
+# Ctrl-C can mark them KILLED (``end_open_runs``) instead of leaving them RUNNING; runs it
+# ended stay ended when the interrupted job's own error handling reports them later.
+_OPEN_RUNS: dict[str, str] = {}
+_ENDED_BY_INTERRUPT: set[str] = set()
+
+
 def start_or_resume_run(
     uri: str,
     experiment: str,
@@ -103,6 +111,7 @@ def start_or_resume_run(
                 c.log_batch(run_id, params=new)
             if changed:
                 c.set_tag(run_id, "nie.changed_on_resume", ",".join(changed)[:5000])
+            _OPEN_RUNS[run_id] = uri
             return run_id
     exp_id = get_or_create_experiment(uri, experiment)
     all_tags = dict(tags or {})
@@ -114,6 +123,7 @@ def start_or_resume_run(
         c.log_batch(run.info.run_id, params=items[i : i + 100])
     run_id_file.parent.mkdir(parents=True, exist_ok=True)
     run_id_file.write_text(run.info.run_id)
+    _OPEN_RUNS[run.info.run_id] = uri
     return run.info.run_id
 
 
@@ -134,8 +144,37 @@ def log_metrics(uri: str, run_id: str, metrics: Mapping[str, float], step: int) 
 
 
 def finish_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
-    """Mark the run ``FINISHED`` (or ``FAILED``/``KILLED``)."""
+    """Mark the run ``FINISHED`` (or ``FAILED``/``KILLED``); a run already ended by a Ctrl-C
+    (:func:`end_open_runs`) keeps that status."""
+    if run_id in _ENDED_BY_INTERRUPT:
+        return
     client(uri).set_terminated(run_id, status=status)
+    _OPEN_RUNS.pop(run_id, None)
+
+
+def end_open_runs(status: str = "KILLED") -> list[tuple[str, str]]:
+    """End every run this process opened and has not finished, and their nested runs still
+    RUNNING (sweep trials, whose processes a Ctrl-C ends without a word), with ``status``.
+    Returns the (tracking URI, run id) pairs of the runs opened here."""
+    ended = []
+    for run_id, uri in list(_OPEN_RUNS.items()):
+        _ENDED_BY_INTERRUPT.add(run_id)
+        _OPEN_RUNS.pop(run_id, None)
+        try:
+            c = client(uri)
+            run = c.get_run(run_id)
+            children = c.search_runs(
+                [run.info.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{run_id}' and status = 'RUNNING'",
+            )
+            for child in children:
+                c.set_terminated(child.info.run_id, status=status)
+            c.set_terminated(run_id, status=status)
+        except Exception as exc:  # noqa: BLE001 - the store may be gone; stopping goes on
+            print(f"nie: could not mark MLflow run {run_id} {status}: {exc}", file=sys.stderr)
+            continue
+        ended.append((uri, run_id))
+    return ended
 
 
 def log_and_register_model(

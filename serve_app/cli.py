@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from serve_app.config import ServiceConfig, load_service_config
+from serve_app.shutdown import say, serve_until_interrupted
 
 __all__ = ["DEFAULT_SERVE_CONFIG", "run_enhance", "run_score", "run_serve", "start_service"]
 
@@ -55,28 +56,11 @@ def run_serve(args: argparse.Namespace) -> int:
     config_path = args.config or DEFAULT_SERVE_CONFIG
     config = load_service_config(config_path, getattr(args, "overrides", None) or ())
     url = start_service(config, args.host, args.port)
-    print(f"NIE service running at {url}/ (API docs at {url}/docs); press Ctrl-C to stop")
+    print(f"NIE service running at {url}/ (API docs at {url}/docs); press Ctrl-C to stop",
+          flush=True)  # fmt: skip
     serve_until_interrupted()
+    say("nie serve: stopped")
     return 0
-
-
-def serve_until_interrupted() -> None:
-    """Block until Ctrl-C or SIGTERM (`kill`, `docker stop`), then shut Serve down cleanly."""
-    import signal
-
-    from ray import serve
-
-    def _interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopping the service", file=sys.stderr)
-    finally:
-        serve.shutdown()
 
 
 def _existing_files(paths: Sequence[str]) -> list[Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -164,23 +165,55 @@ def test_demo_summary_and_report(fast_demo) -> None:
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_second_demo_run_reuses_every_stage(fast_demo, capsys) -> None:
+def test_demo_leaves_sigint_to_us(fast_demo) -> None:
+    """Ray Train and Tune install SIGINT handlers on the thread that calls them and keep them;
+    the demo trains on a worker thread, so after it Ctrl-C is still a KeyboardInterrupt."""
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    assert not getattr(handler, "__module__", "").startswith("ray"), handler
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_second_demo_run_reuses_every_stage_and_ctrl_c_ends_the_service(
+    fast_demo, tmp_path
+) -> None:
+    """`nie demo` again in the same folder, in its own process with an embedded Ray, as from a
+    terminal: it trains nothing, prints the same table, serves, and one Ctrl-C ends the service
+    and every process the command started."""
+    import httpx
     from mlflow.tracking import MlflowClient
 
-    from ray_jobs.cli import main
+    from tests.conftest import free_port
+
+    from .processes import NieProcess, wait_until_gone
 
     client = MlflowClient(fast_demo.layout.tracking_uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs_before = len(client.search_runs(experiments))
-    capsys.readouterr()
-    status = main(["demo", "--fast", "--no-serve", "--workdir", str(fast_demo.layout.workdir)])
-    out, err = capsys.readouterr()
-    assert status == 0
-    assert err.count("reusing the finished run") == len(STAGES)
+    port = free_port()
+    demo = NieProcess(["demo", "--fast", "--workdir", str(fast_demo.layout.workdir),
+                       "--port", str(port)], tmp_path / "demo.log")  # fmt: skip
+    try:
+        demo.wait_for(r"serving until Ctrl-C", timeout_s=600)
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
+        started = demo.descendants()
+        assert started  # Ray's processes, at least
+        demo.ctrl_c()
+        assert demo.proc.wait(timeout=90) == 0
+        assert wait_until_gone(started, timeout_s=60) == set()
+    finally:
+        demo.stop()
+    out = demo.output()
+    assert out.count("reusing the finished run") == len(STAGES)
     assert len(client.search_runs(experiments)) == runs_before  # nothing was trained again
     rows = [line for line in fast_demo.summary_table.splitlines() if line.startswith("|")]
     assert rows and all(row in out for row in rows)  # the same models give the same table
     assert "mlflow ui --backend-store-uri " + fast_demo.layout.tracking_uri in out
+    assert out.rstrip().splitlines()[-1] == "nie demo: stopped; the service and Ray have shut down"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
 
 
 @pytest.mark.ray
@@ -215,3 +248,63 @@ def test_demo_service_answers(fast_demo) -> None:
             assert out.format == "PNG" and out.size == (40, 32)
     finally:
         serve.shutdown()
+
+
+# --------------------------------------------------------------------------- Ctrl-C while training
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ctrl_c_while_training_stops_the_demo_and_marks_the_run_killed(tmp_path) -> None:
+    """A fresh `nie demo --fast` (embedded Ray) gets one Ctrl-C during its first training
+    stage: it ends within a bound with status 130 and a one-line goodbye, the MLflow run of that
+    stage is KILLED (not RUNNING), and every process it started has ended."""
+    from mlflow.tracking import MlflowClient
+
+    from .processes import NieProcess, wait_until_gone
+
+    demo = NieProcess(["demo", "--fast", "--no-serve", "--workdir", str(tmp_path / "w")],
+                      tmp_path / "demo.log")  # fmt: skip
+    try:
+        demo.wait_for(r"\[nie\] run .*: MLflow run [0-9a-f]+ at", timeout_s=300)
+        time.sleep(3)  # Ray Train's controller and workers are starting or running
+        started = demo.descendants()
+        demo.ctrl_c()
+        assert demo.proc.wait(timeout=90) == 130, demo.output()[-3000:]
+        assert wait_until_gone(started, timeout_s=60) == set()
+    finally:
+        demo.stop()
+    out = demo.output()
+    assert out.rstrip().splitlines()[-1] == "nie demo: stopped by Ctrl-C", out[-3000:]
+    assert "Gracefully aborting" not in out  # Ray Train's own handler never took the signal
+    client = MlflowClient(f"sqlite:///{tmp_path / 'w' / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and {r.info.status for r in runs} == {"KILLED"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_second_ctrl_c_during_the_sweep_forces_the_exit(fast_demo, tmp_path) -> None:
+    """The sweep stage (run last: it removes the finished sweep of the module's demo so that
+    it trains again) gets two Ctrl-C in a row: the second forces the exit, and still no
+    process the command started is left."""
+    import shutil
+
+    from .processes import NieProcess, wait_until_gone
+
+    sweep_dir = Path(fast_demo.stages["sweep"].result["sweep_dir"])
+    shutil.rmtree(sweep_dir)
+    demo = NieProcess(["demo", "--fast", "--no-serve", "--workdir",
+                       str(fast_demo.layout.workdir)], tmp_path / "demo.log")  # fmt: skip
+    try:
+        demo.wait_for(r"\[5/6\] gamma sweep", timeout_s=300)
+        time.sleep(5)  # trials are being placed or are training
+        started = demo.descendants()
+        demo.ctrl_c()
+        time.sleep(0.5)
+        demo.ctrl_c()
+        assert demo.proc.wait(timeout=60) == 130, demo.output()[-3000:]
+        assert wait_until_gone(started, timeout_s=60) == set()
+    finally:
+        demo.stop()
+    assert "nie: forced to stop" in demo.output()

@@ -1,0 +1,82 @@
+"""Stopping on Ctrl-C: the first one (SIGINT, or SIGTERM from ``kill`` / ``docker stop``) shuts
+Serve and Ray down cleanly; a second one, while that runs, forces the exit at once.
+
+``nie serve`` and the serving stage of ``nie demo`` wait in :func:`serve_until_interrupted`;
+``ray_jobs.interrupt`` uses the same pieces while jobs train.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+__all__ = ["EXIT_INTERRUPTED", "force_exit", "say", "serve_until_interrupted", "stop_ray"]
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for a command ended by Ctrl-C
+
+
+def say(message: str) -> None:
+    """One line on stderr, flushed (the user is waiting for it)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A signal handler that turns SIGTERM into the ``KeyboardInterrupt`` of a Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+def force_exit(signum: int, frame: object) -> None:
+    """The second Ctrl-C: kill the processes of the Ray cluster this process started (if it
+    started one) without waiting, and leave with status 130."""
+    say("nie: forced to stop")
+    try:
+        from ray._private import worker  # the connected node; Ray has no public handle to it
+
+        node = getattr(worker, "_global_node", None)
+        if node is not None and node.head:
+            node.kill_all_processes(check_alive=False, allow_graceful=False)
+    except Exception:  # noqa: BLE001 - leaving is all that matters now
+        pass
+    os._exit(EXIT_INTERRUPTED)
+
+
+def arm_force_exit() -> None:
+    """From now on a Ctrl-C or SIGTERM forces the exit (call when a clean stop has begun)."""
+    signal.signal(signal.SIGINT, force_exit)
+    signal.signal(signal.SIGTERM, force_exit)
+
+
+def stop_ray() -> None:
+    """Shut down Serve (when running) and disconnect from Ray; when this process started the
+    cluster (embedded Ray) that ends its raylet, GCS, dashboard and worker processes."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    try:
+        from ray import serve
+        from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+
+        ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)  # ValueError: no Serve
+        serve.shutdown()
+    except Exception:  # noqa: BLE001 - Serve was not running, or went with its cluster
+        pass
+    ray.shutdown()
+
+
+def serve_until_interrupted(what: str = "the service", on_stop: Callable[[], None] | None = None):
+    """Block until Ctrl-C or SIGTERM, then stop Serve and Ray (a second Ctrl-C forces it).
+    Call from the main thread."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        arm_force_exit()
+        say(f"nie: stopping {what} (Ctrl-C again to force)")
+        if on_stop is not None:
+            on_stop()
+        stop_ray()

@@ -1,0 +1,105 @@
+"""A ``nie`` command run as a user runs it in a terminal: its own process group, output to a
+file the test reads as it grows, Ctrl-C delivered to the whole group (as a terminal does).
+Used by the Ctrl-C tests; every process the command started is tracked by pid."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> live child pids (zombies left out), from /proc."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # comm may hold spaces
+        if fields[0] != "Z":
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie awaiting its parent counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+class NieProcess:
+    """``python -m ray_jobs.cli ARGS`` in a new session, stdout and stderr in one log file."""
+
+    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None):
+        self.log = log
+        env = {**os.environ, **(env or {})}
+        env.pop("RAY_ADDRESS", None)  # an embedded Ray, as `make demo` starts
+        env["PYTHONUNBUFFERED"] = "1"
+        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ray_jobs.cli", *args], cwd=REPO_ROOT, env=env,
+            stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout_s: float) -> re.Match:
+        """Block until the output matches ``pattern``; fail with the output's tail if the
+        process exits or ``timeout_s`` passes first."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output())
+            if match:
+                return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"no {pattern!r} in the output:\n{self.output()[-4000:]}")
+
+    def descendants(self) -> set[int]:
+        """Every live process started by this one, at any depth."""
+        tree, found, todo = _children(), set(), [self.proc.pid]
+        while todo:
+            for child in tree.get(todo.pop(), []):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def ctrl_c(self) -> None:
+        """SIGINT to the whole process group, as a terminal's Ctrl-C."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def stop(self) -> None:
+        """End whatever is left of the group (a failed test must not leave processes)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        self._out.close()
+
+
+def wait_until_gone(pids: set[int], timeout_s: float) -> set[int]:
+    """The pids still alive after waiting up to ``timeout_s`` for all of them to end."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        left = {p for p in pids if alive(p)}
+        if not left:
+            return set()
+        time.sleep(0.5)
+    return {p for p in pids if alive(p)}
