@@ -55,6 +55,14 @@ _NOISE = re.compile(
             r"Creating initial MLflow database tables|Updating database tables",
             r"Context impl SQLiteImpl|Will assume non-transactional DDL",
             r"Running upgrade ",
+            r"PYTHON worker processes have been started",
+            r"Saving pytorch model by Pickle",
+            r"^Successfully registered model|^Created version '\d+' of model",
+            # Ray Tune's status report (NIE prints one line per trial epoch itself)
+            r"^Trial status:|^Current time:|^Logical resource usage:|^Trial \S+ (?:started|completed)",
+            r"^View detailed results here|^To visualize your results with TensorBoard",
+            r"^[\u2500-\u257f]",  # box-drawing characters: Tune's trial tables
+            r"Wrote the latest version of all result files",
         ]
     )
 )
@@ -75,7 +83,7 @@ def keep_on_terminal(line: str) -> str | None:
     match = _RAY_PREFIX.match(plain)
     body = plain[match.end() :] if match else plain
     if not body.strip():
-        return None if match else line
+        return None if match else ""
     if _NOISE.search(body) or _INFO_LINE.match(body):
         return None
     if match:
@@ -121,9 +129,10 @@ class _FilteredTee(io.TextIOBase):
                 shown = keep_on_terminal(line)
                 # Ray forwards the same line again when a worker's and the driver's copies
                 # of a stream meet; one copy in a row is enough.
+                # (and one blank line where several come in a row).
                 if shown is not None and shown != self.last_shown:
                     self.terminal.write(shown + "\n")
-                    self.last_shown = shown if shown.strip() else None
+                    self.last_shown = shown if shown.strip() else ""
         return len(text)
 
     def flush(self) -> None:

@@ -24,6 +24,11 @@ HIDDEN = [
     "2026-11-30 04:46:05,382\tWARNING authentication_token_setup.py:85 -- Token authentication "
     "is enabled for this Ray cluster. Set RAY_AUTH_MODE=disabled to opt out.",
     "  /x/ray/data/context.py:1307: DeprecationWarning: `use_arrow_tensor_v2` is deprecated.",
+    "Trial status: 2 RUNNING",
+    "\u2502 trial_5d114_00001   TERMINATED            0.4        1            56.2187 \u2502",
+    "Trial trial_5d114_00000 started with configuration:",
+    "\x1b[33m(raylet)\x1b[0m WARNING: 8 PYTHON worker processes have been started on node: c4",
+    "Successfully registered model 'nie-edsr_baseline-x2-sr-l2'.",
 ]
 SHOWN = [
     ("[demo] [3/6] EDSR-baseline x2, L2 loss -> runs/demo-l2", None),
@@ -61,9 +66,10 @@ def test_log_file_gets_every_line_and_terminal_the_kept_ones_once(
         sys.stderr.write(SHOWN[1][0][:30])  # a line written in two pieces
         sys.stderr.write(SHOWN[1][0][30:] + "\n")
         sys.stderr.write(SHOWN[1][0] + "\n")  # Ray's second copy of the same line
+        sys.stderr.write("\n\n\n")  # one blank line is enough
     out, err = capsys.readouterr()
     assert out == "[demo] [1/6] data\n"
-    assert err == SHOWN[1][1] + "\n"
+    assert err == SHOWN[1][1] + "\n\n"
     text = log.read_text()
     assert "===== nie demo (" in text and HIDDEN[0] in text and text.count("[nie] epoch") == 2
 
