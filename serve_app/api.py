@@ -50,6 +50,9 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Swagger UI and ReDoc assets shipped by the fastapi-offline package, so /docs and /redoc work
 # without internet access (FastAPI's defaults load them from a CDN).
 DOCS_ASSETS_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+# ReDoc's bundle shows a logo from cdn.redoc.ly; /redoc serves a copy pointing it at an empty data
+# URL (the image fails, ReDoc hides it), so the docs pages make no request outside the service.
+REDOC_CDN_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 MULTIPART_SLACK_BYTES = 64 * 1024  # form fields and boundaries on top of the image itself
 HEALTH_TIMEOUT_S = 5.0
 _OBJECT_REPR = re.compile(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>")
@@ -379,6 +382,25 @@ def create_api(service: ApiService) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """Browsers ask for it on pages without an icon link (a PNG opened in its own tab)."""
+        return FileResponse(
+            STATIC_DIR / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"Cache-Control": "max-age=86400"},
+        )
+
+    redoc_js = (DOCS_ASSETS_DIR / "redoc.standalone.js").read_bytes()
+    redoc_js = redoc_js.replace(REDOC_CDN_LOGO.encode(), b"data:,")
+
+    # Registered before the /docs-assets mount, which would otherwise answer this path.
+    @app.get("/docs-assets/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        return Response(
+            redoc_js, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
+
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
     def docs_urls(request: Request) -> tuple[str, str]:
@@ -395,6 +417,7 @@ def create_api(service: ApiService) -> FastAPI:
             swagger_js_url=f"{assets}/swagger-ui-bundle.js",
             swagger_css_url=f"{assets}/swagger-ui.css",
             swagger_favicon_url=f"{assets}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
         )
 
     @app.get("/redoc", include_in_schema=False)

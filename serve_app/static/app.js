@@ -1,4 +1,5 @@
-// NIE web page: the upload page (#/) and the results page (#/results/ID).
+// NIE web page: the upload page (#/) and the results page (#/results/ID) with its comparison
+// view (one region of every image, magnified pixel for pixel, and a before/after slider).
 // Plain browser JavaScript, no build step: it talks to /v1/models, /v1/compare and /v1/results.
 "use strict";
 
@@ -216,11 +217,13 @@ function renderResults(result) {
     `${task} ${formatScale(result.scale, result.task)}${ensemble} · NIMA mean score (1–10) ± std`;
   const cards = [result.input, ...result.outputs].map((item) => renderCard(item, result));
   $("results-grid").replaceChildren(...cards);
+  showComparison(result);
 }
 
 async function showResults(resultId) {
   showError($("results-error"), "");
   $("results-grid").replaceChildren();
+  hideComparison();
   $("results-summary").textContent = "Loading…";
   try {
     let result = state.results.get(resultId);
@@ -232,6 +235,315 @@ async function showResults(resultId) {
   } catch (error) {
     $("results-summary").textContent = "";
     showError($("results-error"), `${error.message}. Results are kept for a limited time; upload the image again.`);
+  }
+}
+
+// ----------------------------------------------------------------------------- comparison view
+//
+// Every magnified view shows the same square region, given in pixels of the largest image (the
+// outputs); the input is read at 1/scale of those coordinates. The region is aligned to the
+// scale, so every view is an exact integer magnification: canvases drawn with smoothing off,
+// shown at their own size (CSS image-rendering: pixelated if the page has to shrink them).
+
+const VIEW_PX = 256;        // side of every magnified view, in CSS pixels
+const compare = {
+  token: 0,                 // increases per result shown; stale image loads are dropped
+  items: [],                // the input and the outputs (compare response items)
+  images: new Map(),        // name -> loaded HTMLImageElement
+  ref: null,                // the largest item: region coordinates are its pixels
+  align: 1,                 // region positions and sizes are multiples of this (the scale)
+  x: 0, y: 0, size: 0,      // the region, in ref pixels
+  zoom: 4,
+  dragging: false,
+};
+
+function loadImage(url) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`cannot load ${url}`));
+    img.src = url;
+  });
+}
+
+function hideComparison() {
+  compare.token += 1;
+  $("compare-view").hidden = true;
+}
+
+async function showComparison(result) {
+  const token = ++compare.token;
+  const items = [result.input, ...result.outputs];
+  let loaded;
+  try {
+    loaded = await Promise.all(items.map((item) => loadImage(item.url)));
+  } catch (error) {
+    return; // the cards show the broken image; nothing to compare
+  }
+  if (token !== compare.token) return; // another result is on screen now
+  compare.items = items;
+  compare.images = new Map(items.map((item, i) => [item.name, loaded[i]]));
+  compare.ref = items.reduce((a, b) => (b.width * b.height > a.width * a.height ? b : a));
+  compare.align = Math.max(1, Math.round(compare.ref.width / result.input.width));
+
+  const options = () => items.map((item) => new Option(itemTitle(item), item.name));
+  $("compare-before").replaceChildren(...options());
+  $("compare-after").replaceChildren(...options());
+  const [before, after] = defaultPair(result);
+  $("compare-before").value = before;
+  $("compare-after").value = after;
+
+  $("crops").replaceChildren(
+    ...items.map((item) => cropFigure(
+      item.name, itemTitle(item), item.name === "input" ? "original" : item.label,
+    )),
+    cropFigure("difference", "Difference", "difference"),
+  );
+  $("compare-view").hidden = false;
+  setZoom(Number(document.querySelector("input[name='zoom']:checked").value), true);
+}
+
+function itemTitle(item) {
+  return item.name === "input" ? "Input" : item.name;
+}
+
+function defaultPair(result) {
+  // Baseline against hybrid when both are there (the outputs worth telling apart), else the
+  // input against the (best) output.
+  const outputs = result.outputs;
+  if (outputs.length >= 2) {
+    const before = outputs.find((o) => o.label === "baseline") || outputs[0];
+    const after = outputs.find((o) => o !== before && o.label === "hybrid")
+      || outputs.find((o) => o !== before);
+    return [before.name, after.name];
+  }
+  return ["input", outputs.length ? outputs[0].name : "input"];
+}
+
+function cropFigure(name, title, label) {
+  const figure = document.createElement("figure");
+  figure.className = "zoom-view crop";
+  figure.dataset.name = name;
+  const canvas = document.createElement("canvas");
+  canvas.className = "pixelated";
+  canvas.setAttribute("role", "img");
+  const caption = document.createElement("figcaption");
+  const strong = Object.assign(document.createElement("strong"), { textContent: title });
+  caption.append(strong, " ", chip(label || "model"));
+  if (name === "difference") {
+    caption.append(Object.assign(document.createElement("span"), { className: "diff-note muted" }));
+  }
+  figure.append(canvas, caption);
+  return figure;
+}
+
+function regionSize() {
+  // As many ref pixels as fill VIEW_PX at this zoom, a multiple of the scale, within the image.
+  const { align, ref, zoom } = compare;
+  const fit = Math.floor(Math.min(ref.width, ref.height) / align) * align;
+  return Math.max(align, Math.min(Math.floor(VIEW_PX / zoom / align) * align, fit));
+}
+
+function setZoom(zoom, keepCentre) {
+  const { x, y, size } = compare;
+  const centre = keepCentre && size ? [x + size / 2, y + size / 2] : null;
+  compare.zoom = zoom;
+  compare.size = regionSize();
+  if (centre) centreRegion(...centre);
+  else centreRegion(compare.ref.width / 2, compare.ref.height / 2);
+}
+
+function centreRegion(cx, cy) {
+  moveRegion(cx - compare.size / 2, cy - compare.size / 2);
+}
+
+function moveRegion(x, y) {
+  const { align, ref, size } = compare;
+  const snap = (v, max) => Math.min(Math.max(0, Math.round(v / align) * align), max);
+  compare.x = snap(x, ref.width - size);
+  compare.y = snap(y, ref.height - size);
+  renderComparison();
+}
+
+function pixelsOf(name, outSize) {
+  // The region of image `name`, drawn at outSize x outSize with nearest-neighbour sampling.
+  const item = compare.items.find((i) => i.name === name);
+  const f = item.width / compare.ref.width;  // 1 for outputs, 1/scale for the input
+  const canvas = document.createElement("canvas");
+  canvas.width = outSize;
+  canvas.height = outSize;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.imageSmoothingEnabled = false;
+  const { x, y, size } = compare;
+  ctx.drawImage(compare.images.get(name), x * f, y * f, size * f, size * f, 0, 0, outSize, outSize);
+  return canvas;
+}
+
+function drawMagnified(canvas, source) {
+  const side = compare.size * compare.zoom;
+  canvas.width = side;  // also clears the canvas and resets its context
+  canvas.height = side;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(source, 0, 0, side, side);
+}
+
+function drawDifference(canvas, beforeName, afterName) {
+  // |after - before| per channel at region resolution, amplified so that small differences
+  // show (the gain is a power of two, written under the view).
+  const size = compare.size;
+  const read = (name) => pixelsOf(name, size).getContext("2d").getImageData(0, 0, size, size).data;
+  const a = read(beforeName);
+  const b = read(afterName);
+  const peaks = new Uint8Array(size * size);
+  let total = 0;
+  for (let p = 0, i = 0; p < peaks.length; p += 1, i += 4) {
+    const dr = Math.abs(a[i] - b[i]);
+    const dg = Math.abs(a[i + 1] - b[i + 1]);
+    const db = Math.abs(a[i + 2] - b[i + 2]);
+    peaks[p] = Math.max(dr, dg, db);
+    total += dr + dg + db;
+  }
+  const sorted = Uint8Array.from(peaks).sort();
+  const p99 = sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))];
+  const gain = Math.min(64, Math.max(1, 2 ** Math.floor(Math.log2(255 / Math.max(1, p99)))));
+  const small = document.createElement("canvas");
+  small.width = size;
+  small.height = size;
+  const ctx = small.getContext("2d");
+  const out = ctx.createImageData(size, size);
+  for (let i = 0; i < out.data.length; i += 4) {
+    for (let c = 0; c < 3; c += 1) out.data[i + c] = Math.min(255, Math.abs(a[i + c] - b[i + c]) * gain);
+    out.data[i + 3] = 255;
+  }
+  ctx.putImageData(out, 0, 0);
+  drawMagnified(canvas, small);
+  const mean = total / (3 * size * size);
+  const note = mean === 0 ? "identical pixels" : `|after − before| × ${gain} · mean ${mean.toFixed(2)} levels`;
+  canvas.closest("figure").querySelector(".diff-note").textContent = note;
+  canvas.setAttribute("aria-label", `Difference between ${afterName} and ${beforeName} in the region: ${note}`);
+}
+
+function renderComparison() {
+  const { x, y, size, zoom, ref, align } = compare;
+  const before = $("compare-before").value;
+  const after = $("compare-after").value;
+
+  // The overview: the after image with the region marked.
+  const nav = $("navigator-image");
+  const afterItem = compare.items.find((i) => i.name === after);
+  if (nav.getAttribute("src") !== afterItem.url) nav.src = afterItem.url;
+  nav.alt = `${itemTitle(afterItem)}, overview`;
+  const box = $("region-box");
+  box.style.left = `${(100 * x) / ref.width}%`;
+  box.style.top = `${(100 * y) / ref.height}%`;
+  box.style.width = `${(100 * size) / ref.width}%`;
+  box.style.height = `${(100 * size) / ref.height}%`;
+  const inputNote = align > 1 ? ` (input ${x / align}, ${y / align}, ${size / align}×${size / align})` : "";
+  const status = `Region ${x}, ${y}, ${size}×${size} of ${ref.width}×${ref.height} px${inputNote} · zoom ${zoom}×`;
+  $("region-status").textContent = status;
+  $("compare-view").dataset.region = `${x},${y},${size},${zoom}`;
+
+  // The before/after split view.
+  const side = size * zoom;
+  $("split").style.width = `${side}px`;  // square (CSS aspect-ratio)
+  drawMagnified($("split-before"), pixelsOf(before, size));
+  drawMagnified($("split-after"), pixelsOf(after, size));
+  $("split-before-label").textContent = before === "input" ? "Input" : before;
+  $("split-after-label").textContent = after === "input" ? "Input" : after;
+  updateSplit();
+
+  // One crop per image, and the difference of the pair.
+  for (const figure of $("crops").children) {
+    const canvas = figure.querySelector("canvas");
+    const name = figure.dataset.name;
+    if (name === "difference") {
+      drawDifference(canvas, before, after);
+    } else {
+      drawMagnified(canvas, pixelsOf(name, size));
+      canvas.setAttribute("aria-label", `${name} at ${zoom}× zoom, region ${x}, ${y}`);
+    }
+  }
+}
+
+function updateSplit() {
+  const slider = $("split-slider");
+  const p = Number(slider.value);
+  $("split-after").style.clipPath = `inset(0 0 0 ${p}%)`;
+  $("split-divider").style.left = `${p}%`;
+  const before = $("compare-before").value;
+  const after = $("compare-after").value;
+  slider.setAttribute("aria-valuetext", `${p} %: ${before} left of the divider, ${after} right of it`);
+  $("split").setAttribute("aria-label", `Before/after view at ${compare.zoom}× zoom: ${before} left of the divider, ${after} right of it`);
+}
+
+function pointerToRef(event, element) {
+  const rect = element.getBoundingClientRect();
+  return [
+    ((event.clientX - rect.left) / rect.width) * compare.ref.width,
+    ((event.clientY - rect.top) / rect.height) * compare.ref.height,
+  ];
+}
+
+function initComparison() {
+  const nav = $("navigator");
+  const image = $("navigator-image");
+  nav.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || !compare.ref) return;
+    event.preventDefault();
+    nav.focus();
+    nav.setPointerCapture(event.pointerId);
+    compare.dragging = true;
+    centreRegion(...pointerToRef(event, image));
+  });
+  nav.addEventListener("pointermove", (event) => {
+    if (compare.dragging) centreRegion(...pointerToRef(event, image));
+  });
+  const stop = () => { compare.dragging = false; };
+  nav.addEventListener("pointerup", stop);
+  nav.addEventListener("pointercancel", stop);
+  nav.addEventListener("keydown", (event) => {
+    if (!compare.ref) return;
+    const { align, size } = compare;
+    const step = event.shiftKey ? size : Math.max(align, Math.round(size / 4 / align) * align);
+    const moves = {
+      ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step],
+      Home: [-Infinity, -Infinity], End: [Infinity, Infinity],
+    };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const clamp = (v) => (Number.isFinite(v) ? v : Math.sign(v) * 1e9);
+    moveRegion(compare.x + clamp(move[0]), compare.y + clamp(move[1]));
+  });
+
+  // Dragging on the split view moves the divider (the range input is its keyboard control).
+  const split = $("split");
+  const slider = $("split-slider");
+  const follow = (event) => {
+    const rect = split.getBoundingClientRect();
+    slider.value = String(Math.round((100 * (event.clientX - rect.left)) / rect.width));
+    updateSplit();
+  };
+  split.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    split.setPointerCapture(event.pointerId);
+    split.dataset.dragging = "true";
+    follow(event);
+  });
+  split.addEventListener("pointermove", (event) => {
+    if (split.dataset.dragging) follow(event);
+  });
+  const release = () => { delete split.dataset.dragging; };
+  split.addEventListener("pointerup", release);
+  split.addEventListener("pointercancel", release);
+  slider.addEventListener("input", updateSplit);
+
+  $("compare-before").addEventListener("change", renderComparison);
+  $("compare-after").addEventListener("change", renderComparison);
+  for (const radio of document.querySelectorAll("input[name='zoom']")) {
+    radio.addEventListener("change", () => setZoom(Number(radio.value), true));
   }
 }
 
@@ -266,6 +578,7 @@ async function init() {
       updateSubmit();
     }
   });
+  initComparison();
   window.addEventListener("hashchange", route);
   route();
   try {

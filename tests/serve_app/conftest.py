@@ -212,3 +212,30 @@ def decode_png(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG"
         return np.asarray(img.convert("RGB"))
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+
+@pytest.fixture(scope="session")
+def chromium_available() -> None:
+    """Skips (or under CI=true fails) the tests that use it when Chromium is missing; session
+    scope, so that happens before any module's service is deployed."""
+    from tests.serve_app.browser import require_chromium
+
+    require_chromium()
+
+
+@pytest.fixture
+def chromium(chromium_available) -> Iterator:
+    """A headless Debian Chromium (playwright ``Browser``), closed after the test."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.serve_app.browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

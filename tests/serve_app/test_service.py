@@ -27,6 +27,7 @@ from nie_core.checkpoint import load_model
 from nie_core.data.images import to_tensor, to_uint8
 from nie_core.inference import enhance, score
 from nie_core.models.nima import mean_score, std_score
+from tests.serve_app.browser import CHROMIUM, CHROMIUM_ARGS, needs_chromium
 from tests.serve_app.conftest import decode_png, png_bytes, serve_deploy, write_serve_config
 
 pytestmark = pytest.mark.ray
@@ -460,20 +461,8 @@ def test_reconfigure_swaps_a_model_without_restarting(service, tmp_path: Path) -
 
 # --------------------------------------------------------------------------- web page
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
-
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (make chromium)"
-)
+@needs_chromium
 def test_swagger_ui_renders_offline(service) -> None:
     """/docs renders every endpoint in Chromium with requests to other hosts refused."""
     from playwright.sync_api import sync_playwright
@@ -505,9 +494,7 @@ def test_swagger_ui_renders_offline(service) -> None:
             browser.close()
 
 
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (make chromium)"
-)
+@needs_chromium
 def test_web_page_upload_results_and_full_resolution_tab(service, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
