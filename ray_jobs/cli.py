@@ -23,10 +23,11 @@ examples:
   nie train enhancer --config ray_jobs/recipes/edsr_sample.yaml loss.gamma=0.4
   nie tune --config ray_jobs/recipes/tune_sample.yaml
   nie serve --config serve_app/serve_config.yaml
-  nie enhance photo.png --out enhanced/              (the demo's hybrid model, else the zoo's)
-  nie score photo.png other.jpg                       (the zoo's NIMA)
+  nie enhance data/photos/DIV2K/DIV2K_valid_LR_bicubic/X2/0801x2.png --out enhanced/
+                                                      (the demo's hybrid model, else the zoo's)
+  nie score data/photos/DIV2K/DIV2K_valid_HR/0801.png  (the zoo's NIMA)
   nie demo --no-serve
-  nie report --out report/
+  nie report --out runs/report
   nie eval --model zoo:edsr_baseline-x2@nie-photos --data data/photos/DIV2K/DIV2K_valid_HR
   nie zoo list
 """

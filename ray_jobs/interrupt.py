@@ -43,7 +43,7 @@ def run_interruptible(work: Callable[[], T], what: str) -> T:
 
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    thread = threading.Thread(target=target, name=f"nie-{what}", daemon=True)
+    thread = threading.Thread(target=target, name="nie-work", daemon=True)
     thread.start()
     try:
         while thread.is_alive():

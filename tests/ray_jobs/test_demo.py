@@ -161,6 +161,9 @@ def test_demo_summary_and_report(fast_demo) -> None:
         assert figure in text
     assert "demo-edsr_baseline-x2-hybrid" in text  # the by-epoch table names the runs
     assert "Summary (from `nie demo`)" in text and "LR-consistency" in text
+    # The report's output assessment averages the same images as the summary (it took 3 of 4).
+    header = next(line for line in text.splitlines() if line.startswith("| method | 08"))
+    assert [c.strip() for c in header.split("|")[2:-2]] == [Path(i).stem for i in table.images]
 
 
 @pytest.mark.ray

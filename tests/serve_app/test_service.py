@@ -550,3 +550,13 @@ def test_web_page_upload_results_and_full_resolution_tab(service, tmp_path: Path
             assert page.locator(".card").count() == 3
         finally:
             browser.close()
+
+
+# The web page's comparison view, favicon and offline docs, written in page_tests.py and run
+# here so that they use this module's deployment (another deployment costs 1-2 minutes).
+from tests.serve_app.page_tests import (  # noqa: E402, F401
+    test_before_after_slider_works_by_keyboard,
+    test_comparison_region_by_click_drag_and_keyboard_is_pixel_exact,
+    test_docs_and_redoc_request_nothing_outside_the_service,
+    test_page_and_full_resolution_tab_request_only_the_service_without_errors,
+)

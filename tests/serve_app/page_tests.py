@@ -1,5 +1,6 @@
 """The web page's comparison view, favicon and API docs in headless Chromium, over real HTTP
-against the module's Serve application (fixture ``service``).
+against the module's Serve application (fixture ``service``). Collected through
+``test_service.py``, which imports these tests so that they share its deployment.
 
 The comparison view's canvases are read back in the page (``toDataURL``, lossless) and compared
 with the result PNGs fetched over HTTP: every magnified view must be the region of its image with
