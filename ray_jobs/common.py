@@ -61,7 +61,11 @@ def scaling_config(scaling: Any):
     if use_gpu:
         resources["GPU"] = scaling.gpus_per_worker
     return ScalingConfig(
-        num_workers=scaling.num_workers, use_gpu=use_gpu, resources_per_worker=resources
+        num_workers=scaling.num_workers,
+        use_gpu=use_gpu,
+        resources_per_worker=resources,
+        # SPREAD puts the workers on different nodes where it can (PACK: as few as possible).
+        placement_strategy=scaling.placement_strategy,
     )
 
 

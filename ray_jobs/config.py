@@ -19,6 +19,8 @@ class ScalingSettings:
     cpus_per_worker: float = 1.0  # CPUs reserved per worker (fractions let Tune pack trials)
     use_gpu: bool | None = None  # None: use GPUs when the cluster has them (nccl), else gloo
     gpus_per_worker: float = 1.0  # only read when GPUs are used
+    # Ray placement of the workers: PACK onto as few nodes as possible, SPREAD over nodes.
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
 
 
 @dataclass(frozen=True)

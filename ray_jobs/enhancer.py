@@ -352,6 +352,10 @@ def train_loop(config: dict) -> dict:
 
     start_epoch, global_step = common.resume(model, optimizer, scheduler)
     resumed_from = global_step
+    if resumed_from and env.rank == 0:
+        # This attempt continues the same MLflow run (a crash, a lost node, or a rerun): the
+        # tag names the step it restarted from; the resumed_from_step metric keeps each one.
+        tracking.client(uri).set_tag(run_id, "nie.resumed_from_step", str(resumed_from))
     # Wall time of the training loop over all attempts (model cards and `nie zoo export`).
     train_seconds = float((common.restore() or {}).get("train_seconds", 0.0))
 
