@@ -14,7 +14,9 @@ Error contract: every error is JSON ``{"detail": ...}``. Bytes that are not a re
 415. Over the pixel budget or the upload size: 413 (pixel counts are read from the header, so
 decompression bombs are refused before decoding). Unknown model or result: 404. A parameter the
 model cannot honour: 422, as are FastAPI's own validation errors. Slower than the request
-timeout: 504. Anything else is a bug: JSON 500, counted in ``/healthz``.
+timeout: 504. A model replica lost while serving the request (its process killed, its node
+gone): 503 with ``Retry-After`` (the other replicas, or the one Serve starts in its place, take
+the retry). Anything else is a bug: JSON 500, counted in ``/healthz``.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ from ray.serve.handle import DeploymentHandle
 
 from nie_core.data.images import ImageDecodeError, ImageTooLargeError, decode_image, encode_png
 from serve_app.config import ServiceConfig
-from serve_app.errors import InvalidRequestError
+from serve_app.errors import (
+    REPLICA_LOST_DETAIL,
+    REPLICA_LOST_RETRY_AFTER_S,
+    InvalidRequestError,
+    replica_lost_errors,
+)
 
 __all__ = ["ApiError", "ApiIngress", "ApiService", "choose_models", "create_api"]
 
@@ -165,6 +172,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "image over the pixel budget or upload size"},
     415: {"model": ErrorResponse, "description": "not a readable image (or truncated)"},
     422: {"description": "invalid parameter (JSON with 'detail')"},
+    503: {
+        "model": ErrorResponse,
+        "description": "a model replica was lost mid-request; retry after Retry-After seconds",
+    },
     504: {"model": ErrorResponse, "description": "slower than the request timeout"},
 }
 
@@ -370,6 +381,19 @@ def create_api(service: ApiService) -> FastAPI:
     async def timeout_error(_: Request, error: TimeoutError) -> JSONResponse:
         detail = f"request took longer than {config.request_timeout_s} s"
         return JSONResponse({"detail": detail}, status_code=504)
+
+    async def replica_lost(request: Request, error: Exception) -> JSONResponse:
+        """A replica died under this request (serve_app.errors.replica_lost_errors): 503."""
+        logger.warning("%s %s: replica lost (%s); answering 503", request.method,
+                       request.url.path, type(error).__name__)  # fmt: skip
+        return JSONResponse(
+            {"detail": REPLICA_LOST_DETAIL},
+            status_code=503,
+            headers={"Retry-After": str(REPLICA_LOST_RETRY_AFTER_S)},
+        )
+
+    for error_type in replica_lost_errors():
+        app.add_exception_handler(error_type, replica_lost)
 
     def result_url(request: Request, result_id: str, name: str) -> str:
         return f"{request.scope.get('root_path', '')}/v1/results/{result_id}/{name}.png"
