@@ -506,19 +506,24 @@ def _mlflow_command(uri: str) -> str:
     return f"{_program('mlflow')} ui --backend-store-uri {uri} --port 5000"
 
 
-def next_commands(layout: DemoLayout, served: bool) -> list[str]:
-    """Commands to try after the demo, with paths and names that exist now."""
+def next_commands(demo: DemoResult, served: bool) -> list[str]:
+    """Commands to try after the demo, with paths and names that exist now (and that point
+    at this demo's models and MLflow store from the current directory)."""
     nie = _program("nie")
+    layout = demo.layout
     lines = []
     lr_dir = layout.train_root / "DIV2K_valid_LR_bicubic" / "X2"
     inputs = sorted(lr_dir.glob("*.png"))
-    if inputs:
-        lines.append(f"{nie} enhance {_relative(inputs[0])} --out enhanced/   "
-                     "(the hybrid model just trained)")  # fmt: skip
-        lines.append(f"{nie} score {_relative(inputs[0])}")
+    hybrid = demo.stages["hybrid"].result.get("checkpoint_dir")
+    if inputs and hybrid:
+        lines.append(f"{nie} enhance {_relative(inputs[0])} --model {_relative(Path(hybrid))} "
+                     "--out enhanced/")  # fmt: skip
+        lines.append(f"{nie} score {_relative(inputs[0])}   (the zoo's NIMA)")
     lines.append(f"{nie} eval --data {_relative(layout.valid_root)}")
     if not served:
-        lines.append(f"{nie} serve   (the web page with the models just trained)")
+        here = layout.workdir == Path.cwd().resolve()
+        store = "" if here else f" mlflow_tracking_uri={layout.tracking_uri}"
+        lines.append(f"{nie} serve{store}   (the web page with the models just trained)")
     lines.append(f"{nie} report --out {_relative(layout.report)}")
     return lines
 
@@ -562,7 +567,7 @@ def _run_cli(args: argparse.Namespace, log_path: Path) -> int:
         sign_in = dashboard_sign_in()
         print(f"Ray:      {dashboard}" + (f"  ({sign_in})" if sign_in else ""))
     print("next:")
-    for line in next_commands(demo.layout, served=not args.no_serve):
+    for line in next_commands(demo, served=not args.no_serve):
         print(f"  {line}")
     if args.no_serve:
         return 0

@@ -311,3 +311,23 @@ def test_second_ctrl_c_during_the_sweep_forces_the_exit(fast_demo, tmp_path) -> 
     finally:
         demo.stop()
     assert "nie: forced to stop" in demo.output()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_next_commands_printed_by_the_demo_run(fast_demo, tmp_path) -> None:
+    """The `next:` lines name files and models that exist: run the enhance and score lines."""
+    import shlex
+
+    from ray_jobs.cli import main
+    from ray_jobs.demo import next_commands
+
+    lines = next_commands(fast_demo, served=False)
+    assert any(" serve mlflow_tracking_uri=" in line for line in lines)  # workdir is not cwd
+    for line in lines:
+        words = shlex.split(line.split("   (")[0])
+        if words[1] not in ("enhance", "score"):
+            continue
+        words = [str(tmp_path / "out") if w == "enhanced/" else w for w in words]
+        assert main(words[1:]) == 0, line
+    assert len(list((tmp_path / "out").glob("*.png"))) == 1
