@@ -12,7 +12,7 @@ __all__ = [
 
 # Seconds a client should wait before retrying a request that a lost replica took down. The
 # other replicas keep serving at once (Serve stops routing to a dead replica on its first
-# failed call); with a single replica, Serve's replacement takes ~20 s on a 2-core host.
+# failed call); with a single replica, Serve's replacement takes 12-25 s on a 2-core host.
 REPLICA_LOST_RETRY_AFTER_S = 1
 REPLICA_LOST_DETAIL = (
     "the model replica serving this request stopped (process or node lost); Serve is "

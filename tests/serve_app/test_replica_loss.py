@@ -41,7 +41,9 @@ CLIENTS = 8
 LOAD_S = 10.0
 KILL_AT_S = 3.0
 RECOVERY_TIMEOUT_S = 60.0
-IMAGE = png_bytes(skimage.data.coffee()[100:164, 200:264])  # 64 x 64: ~tens of ms per call
+# 160 x 160: the model's share of a request is large enough that the killed replica is
+# nearly always holding requests (queued behind its lock) when it dies.
+IMAGE = png_bytes(skimage.data.coffee()[100:260, 200:360])
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +203,9 @@ def test_replica_killed_under_load_answers_503_and_comes_back(replicated_service
                        data={"model": MODEL}, timeout=60)  # fmt: skip
         assert r.status_code == 200, r.text
 
+    # The catch-all 500 counter before the load (start-up probes that timed out on the client
+    # side can count there: the replica loss must add nothing).
+    bugs_before = httpx.get(f"{service.url}/healthz", timeout=30).json()["internal_errors"]
     t0 = time.monotonic()
     stop_at = t0 + LOAD_S
     killed: dict[str, float | int] = {}
@@ -250,6 +255,7 @@ def test_replica_killed_under_load_answers_503_and_comes_back(replicated_service
         ),  # fmt: skip
         "failures": [asdict(o) for o in failed],
         "healthz_after": health,
+        "internal_errors_added": health["internal_errors"] - bugs_before,
     }
     out = tmp_path / "replica_loss.json"
     out.write_text(json.dumps(figures, indent=2))
@@ -265,11 +271,11 @@ def test_replica_killed_under_load_answers_503_and_comes_back(replicated_service
         assert o.retry_after is not None and o.retry_after.isdigit(), asdict(o)
     # Only requests that were on the killed replica failed: at most one per client, all of
     # them around the kill; the rest of the load went to the surviving replica.
-    assert len(failed) <= CLIENTS
+    assert 1 <= len(failed) <= CLIENTS, "no request was on the killed replica"
     assert figures["failed_last_end_after_kill_s"] < 5.0
     assert len(outcomes) - len(failed) >= 4 * CLIENTS
     assert set(after) != set(before) and int(killed["pid"]) not in after
-    assert health["status"] == "ok" and health["internal_errors"] == 0, health
+    assert health["status"] == "ok" and figures["internal_errors_added"] == 0, health
     r = httpx.post(f"{service.url}/v1/enhance", files={"image": ("c.png", IMAGE)},
                    data={"model": MODEL}, timeout=60)  # fmt: skip
     assert r.status_code == 200
