@@ -77,6 +77,8 @@ def _free(device: torch.device) -> None:
 
 def _time(device: torch.device, sizes: Sizes, candidates: dict[str, Callable[[], object]]):
     synced = {name: _synced(device, run) for name, run in candidates.items()}
+    for run in synced.values():  # compilation, cuDNN's algorithm search, allocator growth:
+        run()  # kept out of time_interleaved's warm-up, which sets each one's repetitions
     return time_interleaved(
         synced, repeats=sizes.repeats, balance=True, max_seconds=sizes.max_seconds
     )
