@@ -11,11 +11,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 __all__ = ["EXIT_INTERRUPTED", "force_exit", "say", "serve_until_interrupted", "stop_ray"]
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what shells report for a command ended by Ctrl-C
+_STRAGGLER_GRACE_S = 10.0  # after ray.shutdown(), before the processes left are killed
 
 
 def say(message: str) -> None:
@@ -28,10 +31,34 @@ def raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process started by ``pid`` at any depth, read from ``/proc`` (Linux; an
+    empty list elsewhere). Zombies are left out: they have ended."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def force_exit(signum: int, frame: object) -> None:
     """The second Ctrl-C: kill the processes of the Ray cluster this process started (if it
-    started one) without waiting, and leave with status 130."""
+    started one) and anything else it started, without waiting; leave with status 130."""
     say("nie: forced to stop")
+    # Ray's workers and agents are its raylet's children: list everything before killing the
+    # raylet, whose orphans would no longer be found under this process.
+    started = descendants(os.getpid())
     try:
         from ray._private import worker  # the connected node; Ray has no public handle to it
 
@@ -40,6 +67,11 @@ def force_exit(signum: int, frame: object) -> None:
             node.kill_all_processes(check_alive=False, allow_graceful=False)
     except Exception:  # noqa: BLE001 - leaving is all that matters now
         pass
+    for pid in started + descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
     os._exit(EXIT_INTERRUPTED)
 
 
@@ -56,6 +88,9 @@ def stop_ray() -> None:
 
     if not ray.is_initialized():
         return
+    # An embedded cluster's processes (none for a remote one), with their start times so that
+    # a pid reused meanwhile is never touched.
+    started = {pid: _start_time(pid) for pid in descendants(os.getpid())}
     try:
         from ray import serve
         from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
@@ -65,6 +100,31 @@ def stop_ray() -> None:
     except Exception:  # noqa: BLE001 - Serve was not running, or went with its cluster
         pass
     ray.shutdown()
+    # ray.shutdown() ends the processes it knows of; give stragglers (workers of the raylet it
+    # stopped) a few seconds, then end them too.
+    deadline = time.monotonic() + _STRAGGLER_GRACE_S
+
+    def left() -> list[int]:
+        return [pid for pid, start in started.items() if start and _start_time(pid) == start]
+
+    while time.monotonic() < deadline and left():
+        time.sleep(0.2)
+    for pid in left():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), None once it has ended (zombie or
+    gone): with the pid, what identifies a process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] == "Z" else fields[19]
 
 
 def serve_until_interrupted(what: str = "the service", on_stop: Callable[[], None] | None = None):

@@ -33,7 +33,11 @@ from .conftest import tiny_enhancer
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STEPS = 100  # steps per epoch: 5-12 s here, so the kill lands inside the second epoch
+# Steps per epoch and LR patch side: an epoch must outlast the time from a checkpoint's
+# registration to the kill by far. With 16-pixel patches, 100 steps took under 1 s on an idle
+# 2-core machine and the "killed" worker had finished its epoch before it died.
+STEPS = 100
+PATCH = 40
 EPOCHS = 2
 # The Train controller collects the workers' reports (and registers their checkpoints) when
 # it polls them; every 0.5 s instead of 2 s, so the test sees the first checkpoint registered
@@ -74,6 +78,7 @@ def test_node_killed_mid_epoch_job_resumes_from_checkpoint_on_remaining_node(sam
             f"run.steps_per_epoch={STEPS}", "data.repeat=104", "run.max_failures=2",
             "scaling.num_workers=2", "scaling.cpus_per_worker=1",
             "scaling.placement_strategy=SPREAD", "tracking.register=false", "run.fast=off",
+            f"data.patch_size={PATCH}",
         )  # fmt: skip
         recipe = tmp_path / "recipe.yaml"
         recipe.write_text(yaml.safe_dump(config_to_dict(cfg)))

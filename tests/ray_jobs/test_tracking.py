@@ -8,8 +8,14 @@ from pathlib import Path
 from ray_jobs import tracking
 
 
-def test_end_open_runs_marks_open_runs_and_their_children_killed(tmp_path: Path) -> None:
+def test_end_open_runs_marks_open_runs_and_their_children_killed(
+    tmp_path: Path, monkeypatch
+) -> None:
     from mlflow.tracking import MlflowClient
+
+    # This process's bookkeeping only: other tests here open runs of their own.
+    monkeypatch.setattr(tracking, "_OPEN_RUNS", {})
+    monkeypatch.setattr(tracking, "_ENDED_BY_INTERRUPT", set())
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     parent = tracking.start_or_resume_run(uri, "nie-tune", "sweep", {"a": 1}, tmp_path / "p")
