@@ -43,14 +43,16 @@ def alive(pid: int) -> bool:
 class NieProcess:
     """``python -m ray_jobs.cli ARGS`` in a new session, stdout and stderr in one log file."""
 
-    def __init__(self, args: list[str], log: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT
+    ):
         self.log = log
         env = {**os.environ, **(env or {})}
         env.pop("RAY_ADDRESS", None)  # an embedded Ray, as `make demo` starts
         env["PYTHONUNBUFFERED"] = "1"
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ray_jobs.cli", *args], cwd=REPO_ROOT, env=env,
+            [sys.executable, "-m", "ray_jobs.cli", *args], cwd=cwd, env=env,
             stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

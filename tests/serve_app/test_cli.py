@@ -159,3 +159,31 @@ def test_serve_refuses_to_start_without_trained_models(tmp_path: Path, capsys) -
     assert main(["serve", "--config", str(config), "--port", "1"]) == 2
     line = one_error_line(capsys, "serve")
     assert "edsr_x2_baseline" in line and "allow_untrained" in line
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ctrl_c_stops_nie_serve_and_everything_it_started(tmp_path: Path) -> None:
+    """`nie serve` as from a terminal (its own process group, an embedded Ray; in an empty
+    folder, so it serves the zoo's models): one Ctrl-C ends the service, Ray and every process
+    the command started, with one goodbye line and status 0."""
+    import httpx
+
+    from tests.conftest import free_port
+    from tests.ray_jobs.processes import NieProcess, wait_until_gone
+
+    port = free_port()
+    serve = NieProcess(["serve", "--port", str(port)], tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        serve.wait_for(r"press Ctrl-C to stop", timeout_s=300)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).status_code == 200
+        started = serve.descendants()
+        assert started
+        serve.ctrl_c()
+        assert serve.proc.wait(timeout=90) == 0, serve.output()[-3000:]
+        assert wait_until_gone(started, timeout_s=60) == set()
+    finally:
+        serve.stop()
+    assert serve.output().rstrip().splitlines()[-1] == "nie serve: stopped"
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
