@@ -371,9 +371,9 @@ def demo_summary(
 
     from nie_core.checkpoint import load_model
     from nie_core.evaluation import evaluate_images, list_images
+    from nie_core.machine import describe_machine
     from nie_core.models.nima import freeze_scorer
     from nie_core.models.zoo import load_zoo_uri
-    from serve_app.eval_cli import describe_machine
 
     l2, hybrid = "EDSR x2, L2", f"EDSR x2, hybrid (gamma {gamma:g})"
     enhancers = {

@@ -67,7 +67,7 @@ def _job(model_name: str) -> str:
 
 
 def _machine() -> str:
-    from serve_app.eval_cli import describe_machine as machine
+    from nie_core.machine import describe_machine as machine
 
     return f"{machine()}, {platform.system()} {platform.release()}"
 

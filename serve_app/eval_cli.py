@@ -11,42 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nie_core.machine import describe_machine
+
 __all__ = ["DEFAULT_SCORER", "describe_machine", "run_eval"]
 
 DEFAULT_SCORER = "zoo:nima@nie-quality"
-
-
-def describe_machine() -> str:
-    """CPU model, whether it computes bf16 natively, and settings that change the kernels."""
-    import os
-
-    import torch
-
-    from nie_core.inference import _cpu_flags
-
-    native = bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
-    parts = [platform.machine(), _cpu_model(), "native bf16" if native else "no native bf16"]
-    parts.append(f"{torch.get_num_threads()} torch threads")
-    for name in ("NIE_FAST_PATH", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
-        if os.environ.get(name):
-            parts.append(f"{name}={os.environ[name]}")
-    return ", ".join(parts)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def _slug(text: str) -> str:
