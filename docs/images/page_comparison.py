@@ -34,19 +34,11 @@ from serve_app.api import ApiService, create_api  # noqa: E402
 from serve_app.config import ServiceConfig  # noqa: E402
 from serve_app.loading import load_enhancer, load_scorer  # noqa: E402
 from serve_app.results import ResultCache  # noqa: E402
+from tests.serve_app.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 OUT = REPO / "docs" / "images" / "page_comparison.png"
 ZOO_EDSR = "zoo:edsr_baseline-x2@nie-photos"
 ZOO_NIMA = "zoo:nima@nie-quality"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class Handle:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .processes import proc_stats
+
 # The GCS declares a node dead after this many failed health checks, one per period (Ray's
 # defaults, 5 x 3 s, would add ~15 s to every node-loss test on this 2-core machine).
 FAST_NODE_DEATH = {
@@ -67,19 +69,7 @@ class Node:
 
     def group_members(self) -> list[int]:
         """Pids of the processes still in the node's group (zombies not yet reaped excluded)."""
-        members = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ")".
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == self.pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-        return members
+        return [pid for pid, state, _, group in proc_stats() if group == self.pgid and state != "Z"]
 
     def wait_gone(self, timeout_s: float = 15.0) -> list[int]:
         """Wait until no process of the group runs; returns those still running at the end."""
@@ -141,22 +131,27 @@ class LocalCluster:
             time.sleep(0.5)
         return node
 
-    def alive_nodes(self) -> list[dict]:
-        """The nodes the GCS lists as alive (the dashboard's state API, token in the header)."""
+    def alive(self, kind: str) -> list[dict]:
+        """The ``kind`` ("nodes", "actors") the GCS lists as ALIVE, from the dashboard's state
+        API (token in the header); [] while the dashboard is still starting."""
         import httpx
 
         try:
             r = httpx.get(
-                f"{self.dashboard_url}/api/v0/nodes",
-                params={"limit": 100, "filter_keys": "state", "filter_predicates": "=",
+                f"{self.dashboard_url}/api/v0/{kind}",
+                params={"limit": 1000, "filter_keys": "state", "filter_predicates": "=",
                         "filter_values": "ALIVE"},
                 headers={"authorization": f"Bearer {self.env['RAY_AUTH_TOKEN']}"},
                 timeout=10,
             )  # fmt: skip
             r.raise_for_status()
         except httpx.HTTPError:
-            return []  # the dashboard is still starting
+            return []
         return r.json()["data"]["result"]["result"]
+
+    def alive_nodes(self) -> list[dict]:
+        """The nodes the GCS lists as alive."""
+        return self.alive("nodes")
 
     def shutdown(self) -> None:
         """End every node's process group, workers first, the head last."""

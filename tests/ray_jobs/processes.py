@@ -15,9 +15,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _children() -> dict[int, list[int]]:
-    """Parent pid -> live child pids (zombies left out), from /proc."""
-    tree: dict[int, list[int]] = {}
+def proc_stats() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process, from /proc."""
+    stats = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -25,9 +25,18 @@ def _children() -> dict[int, list[int]]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # comm may hold spaces
-        if fields[0] != "Z":
-            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        stats.append((int(entry.name), fields[0], int(fields[1]), int(fields[2])))
+    return stats
+
+
+def _children() -> dict[int, list[int]]:
+    """Parent pid -> live child pids (zombies left out)."""
+    tree: dict[int, list[int]] = {}
+    for pid, state, ppid, _ in proc_stats():
+        if state != "Z":
+            tree.setdefault(ppid, []).append(pid)
     return tree
 
 

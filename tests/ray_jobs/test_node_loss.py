@@ -185,18 +185,5 @@ def test_node_killed_mid_epoch_job_resumes_from_checkpoint_on_remaining_node(sam
 
 def _worker_nodes(cluster: LocalCluster) -> dict[str, str]:
     """{Train worker actor id: node id} of the alive Train workers, from the state API."""
-    import httpx
-
-    try:
-        r = httpx.get(
-            f"{cluster.dashboard_url}/api/v0/actors",
-            params={"limit": 1000, "filter_keys": "state", "filter_predicates": "=",
-                    "filter_values": "ALIVE"},
-            headers={"authorization": f"Bearer {cluster.env['RAY_AUTH_TOKEN']}"},
-            timeout=10,
-        )  # fmt: skip
-        r.raise_for_status()
-    except httpx.HTTPError:
-        return {}
-    actors = r.json()["data"]["result"]["result"]
+    actors = cluster.alive("actors")
     return {a["actor_id"]: a["node_id"] for a in actors if "RayTrainWorker" in a["class_name"]}
