@@ -43,7 +43,11 @@ class RayCluster:
     env: dict[str, str]  # environment a client needs (token auth)
 
 
-def _wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen, log: Path) -> None:
+def wait_for_port(
+    port: int, timeout_s: float, proc: subprocess.Popen, log: Path, what: str = "Ray head"
+) -> None:
+    """Block until 127.0.0.1:``port`` accepts connections; fail with ``log``'s tail if ``proc``
+    (a ``ray start``) exits first or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -52,7 +56,7 @@ def _wait_for_port(port: int, timeout_s: float, proc: subprocess.Popen, log: Pat
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.5)
-    raise RuntimeError(f"Ray head did not open port {port} within {timeout_s} s")
+    raise RuntimeError(f"{what} did not open port {port} within {timeout_s} s")
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +83,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
             cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=head_env
         )
     try:
-        _wait_for_port(gcs_port, 90, proc, log)
-        _wait_for_port(dash_port, 90, proc, log)
+        wait_for_port(gcs_port, 90, proc, log)
+        wait_for_port(dash_port, 90, proc, log)
         gcs = f"127.0.0.1:{gcs_port}"
         ray.init(address=gcs, log_to_driver=False)
         yield RayCluster(gcs, f"http://127.0.0.1:{dash_port}", client_env)

@@ -166,12 +166,7 @@ def free_port() -> int:
 
 
 def wait_for_port(port: int, timeout_s: float, node: Node) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if node.proc.poll() is not None:
-            raise RuntimeError(f"ray start exited early:\n{node.log.read_text()[-3000:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    raise RuntimeError(f"{node.name} did not open port {port} within {timeout_s} s")
+    """Block until the node's ``port`` accepts connections (fails if ``ray start`` exits)."""
+    from tests.conftest import wait_for_port as wait
+
+    wait(port, timeout_s, node.proc, node.log, what=node.name)
