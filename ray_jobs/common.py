@@ -382,9 +382,8 @@ def run_job(
     ``cfg`` is a resolved job config with ``run``, ``scaling`` and ``tracking`` sections.
     ``callbacks`` go to the trainer's ``RunConfig`` (a Tune trial passes its report callback).
     """
+    import nie_tracking as tracking
     from nie_core.checkpoint import load_model
-
-    from . import tracking
 
     uri = tracking.resolve_tracking_uri(cfg.tracking.tracking_uri)
     folder = run_dir(cfg.run, cfg.run.name)

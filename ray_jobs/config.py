@@ -8,7 +8,10 @@ unknown keys and wrong types are errors that name the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+RECIPES = Path(__file__).resolve().parent / "recipes"  # the bundled YAML recipes
 
 # --------------------------------------------------------------------------- shared pieces
 

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+import nie_tracking as tracking
 from nie_core.checkpoint import load_checkpoint, load_model
 from nie_core.config import config_from_dict, config_to_dict
 from nie_core.data.div2k import DIV2K, ImageFolderSR, PairedSRDataset
@@ -24,7 +25,7 @@ from nie_core.losses import HybridLoss
 from nie_core.metrics import psnr_rgb, psnr_y, ssim_y
 from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag, load_zoo_uri, parse_zoo_uri
 
-from . import common, tracking
+from . import common
 from .config import EnhancerJobConfig
 
 MDSR_NAMES = ("mdsr", "mdsr_baseline")

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+import nie_tracking as tracking
 from nie_core.config import config_from_dict, config_to_dict
 from nie_core.data.ava import AVA
 from nie_core.losses import emd_loss
 from nie_core.metrics import binary_accuracy, lcc, mean_score, srcc
 from nie_core.models.nima import BACKBONES
 
-from . import common, tracking
+from . import common
 from .config import NimaJobConfig
 
 

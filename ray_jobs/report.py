@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import tracking
+import nie_tracking as tracking
 
 __all__ = [
     "ENHANCER_METHODS",

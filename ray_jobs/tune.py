@@ -40,10 +40,10 @@ import yaml
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
+import nie_tracking as tracking
 from nie_core.config import ConfigError, config_from_dict, config_to_dict, load_config
 from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag
 
-from . import tracking
 from .config import EnhancerJobConfig, TuneJobConfig
 from .pareto import pareto_mask, weighted_sum
 

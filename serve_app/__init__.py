@@ -1,13 +1,12 @@
 """NIE service: the enhance-and-score HTTP API and web page on Ray Serve.
 
 - :mod:`serve_app.config`: the typed service settings (:class:`~serve_app.config.ServiceConfig`);
-- :mod:`serve_app.loading`: models from checkpoints or the MLflow registry;
+- :mod:`nie_tracking.loading`: models from checkpoints or the MLflow registry;
 - :mod:`serve_app.deployments`: the Enhancer (one per model) and Scorer deployments;
 - :mod:`serve_app.results`: the ResultStore deployment (recent results for the web page);
 - :mod:`serve_app.errors`: errors shared by the deployments and the ingress;
 - :mod:`serve_app.api`: the FastAPI ingress;
 - :mod:`serve_app.app`: ``build_app(config)`` and the ``serve_app.app:build`` builder;
-- :mod:`serve_app.cli`: ``nie serve``, ``nie enhance``, ``nie score``.
 
 Importing this package imports nothing heavy; Ray is imported by the modules that need it.
 """

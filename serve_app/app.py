@@ -2,7 +2,7 @@
 
 Three ways to run it, all reading the same settings:
 
-- ``nie serve --config serve_app/serve_config.yaml`` (``serve_app.cli.run_serve``);
+- ``nie serve --config serve_app/serve_config.yaml`` (``nie_cli.serve.run_serve``);
 - ``serve run serve_app/serve_config.yaml`` or ``serve deploy serve_app/serve_config.yaml``,
   whose application names ``import_path: serve_app.app:build`` with the service settings as
   ``args``;
@@ -16,6 +16,7 @@ missing checkpoint or registry entry is one clear error at start-up (unless ``al
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from ray.serve import Application
 
 from nie_core.runtime import MODEL_PROCESS_ENV
+from nie_tracking.loading import REGISTRY_PREFIX, ModelUnavailableError, resolve_source
 from serve_app.api import ApiIngress
 from serve_app.config import ReplicaSettings, ServiceConfig, service_config_from_args
 from serve_app.deployments import (
@@ -33,12 +35,13 @@ from serve_app.deployments import (
     scorer_settings,
     scorer_user_config,
 )
-from serve_app.loading import REGISTRY_PREFIX, ModelUnavailableError, resolve_source
 from serve_app.results import ResultStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["apply_fallbacks", "build", "build_app", "check_sources"]
+__all__ = ["APP_NAME", "apply_fallbacks", "build", "build_app", "check_sources", "start_service"]
+
+APP_NAME = "nie"  # the Serve application name of `nie serve` and `nie demo`
 
 
 def check_sources(config: ServiceConfig) -> list[str]:
@@ -120,7 +123,7 @@ def _model_replica_options(settings: ReplicaSettings) -> dict[str, Any]:
 def _pin_locations(config: ServiceConfig) -> ServiceConfig:
     """Make relative checkpoint paths and the MLflow store absolute, as seen from here: the
     replicas' working directory may differ from the one the config was written for."""
-    from ray_jobs.tracking import resolve_tracking_uri
+    from nie_tracking import resolve_tracking_uri
 
     def pinned(source: str) -> str:
         if not source or source.startswith(REGISTRY_PREFIX) or not Path(source).exists():
@@ -140,3 +143,30 @@ def build(args: dict[str, Any]) -> Application:
     serve_app.app:build``): ``args`` holds the service settings, or ``config: FILE`` plus
     overrides."""
     return build_app(service_config_from_args(args))
+
+
+def start_service(
+    config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, app_name: str = APP_NAME
+) -> str:
+    """Deploy the service on the current Ray cluster (started locally if none is connected)
+    and return its base URL. Raises ``ModelUnavailableError`` before deploying when a model is
+    missing; returns once every deployment is running."""
+    import ray
+    from ray import serve
+
+    served = apply_fallbacks(config)
+    for spec, now in zip(config.models, served.models, strict=True):
+        if now.source != spec.source:
+            print(f"nie serve: note: model {spec.name!r}: {spec.source} does not exist yet; "
+                  f"serving {now.source}", file=sys.stderr)  # fmt: skip
+    config = served
+    for warning in check_sources(config):
+        print(f"nie serve: warning: {warning}", file=sys.stderr)
+    application = build_app(config)
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False)
+    serve.start(
+        http_options={"host": host, "port": port, "request_timeout_s": config.request_timeout_s}
+    )
+    serve.run(application, name=app_name, route_prefix="/", blocking=False)
+    return f"http://{host}:{port}"

@@ -23,6 +23,7 @@ import yaml
 from nie_core.config import ConfigError, config_from_dict, load_config
 
 __all__ = [
+    "DEFAULT_SERVE_CONFIG",
     "APP_IMPORT_PATH",
     "ModelSpec",
     "ReplicaSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "service_config_from_file",
 ]
 
+DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent / "serve_config.yaml"  # the bundled one
 APP_IMPORT_PATH = "serve_app.app:build"  # the application builder named in Serve config files
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 Task = Literal["sr", "deblur"]

@@ -31,9 +31,9 @@ from ray import serve
 from nie_core.data.images import to_tensor, to_uint8
 from nie_core.inference import enhance, prepare_model, score
 from nie_core.models.nima import mean_score, std_score
+from nie_tracking.loading import LoadedModel, load_enhancer, load_scorer
 from serve_app.config import ModelSpec, ServiceConfig
 from serve_app.errors import InvalidRequestError
-from serve_app.loading import LoadedModel, load_enhancer, load_scorer
 
 __all__ = [
     "Enhancer",

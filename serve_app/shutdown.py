@@ -2,7 +2,7 @@
 Serve and Ray down cleanly; a second one, while that runs, forces the exit at once.
 
 ``nie serve`` and the serving stage of ``nie demo`` wait in :func:`serve_until_interrupted`;
-``ray_jobs.interrupt`` uses the same pieces while jobs train.
+``nie_cli.interrupt`` uses the same pieces while jobs train.
 """
 
 from __future__ import annotations

@@ -114,3 +114,48 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def mlflow_uri(tmp_path: Path) -> str:
     """A fresh local MLflow store (SQLite) for one test."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+# Tiny models (EDSR/MDSR baselines with 2 blocks of 16 features, NIMA on MnasNet 0.5 with random
+# weights): what the loading, service and CLI tests serve.
+TINY = {"n_resblocks": 2, "n_feats": 16}
+
+
+def save_tiny(path: Path, name: str, seed: int, task: str = "sr", **kwargs: object) -> Path:
+    """Save a randomly initialised ``name`` model (seeded) as a checkpoint at ``path``.
+
+    A NIMA head gets 1e8 times larger weights: the randomly initialised backbone's pooled
+    features are about 1e-8, so a fresh head would rate every image 5.507 and no output could
+    "win"; scaled up, the random scores differ between images."""
+    import torch
+
+    from nie_core.checkpoint import save_checkpoint
+    from nie_core.models import create_model
+
+    torch.manual_seed(seed)
+    model = create_model(name, **kwargs)
+    if name == "nima":
+        with torch.no_grad():
+            model.head[-1].weight.mul_(1e8)
+    state = {
+        "model_name": name,
+        "model_kwargs": dict(kwargs),
+        "model": model.state_dict(),
+        "config": {"data": {"task": task}},
+    }
+    return save_checkpoint(path, state)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Checkpoints: two EDSR x2 (baseline, hybrid), a spare EDSR x2 (for swapping), an MDSR
+    x2/x3, a same-size deblurring EDSR and a NIMA scorer."""
+    root = tmp_path_factory.mktemp("checkpoints")
+    return {
+        "baseline": save_tiny(root / "baseline.pt", "edsr_baseline", 0, scale=2, **TINY),
+        "hybrid": save_tiny(root / "hybrid.pt", "edsr_baseline", 1, scale=2, **TINY),
+        "spare": save_tiny(root / "spare.pt", "edsr_baseline", 2, scale=2, **TINY),
+        "mdsr": save_tiny(root / "mdsr.pt", "mdsr_baseline", 3, scales=(2, 3), **TINY),
+        "deblur": save_tiny(root / "deblur.pt", "edsr_baseline", 4, "deblur", scale=1, **TINY),
+        "nima": save_tiny(root / "nima.pt", "nima", 5, backbone="mnasnet0_5"),
+    }

@@ -11,10 +11,13 @@ import_graph = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(import_graph)
 
 
-def test_nie_core_imports_no_package_above_it() -> None:
+def test_the_repository_has_no_cycle_and_no_upward_import() -> None:
     graph = import_graph.edges()
     assert ("ray_jobs", "nie_core") in graph  # the scan sees real imports
+    assert ("nie_cli", "ray_jobs") in graph and ("nie_cli", "serve_app") in graph
     assert not [edge for edge in graph if edge[0] == "nie_core"], graph
+    assert import_graph.cycles(graph) == []
+    assert import_graph.violations(graph) == []
 
 
 def test_cycles_and_upward_edges_are_reported(tmp_path: Path) -> None:

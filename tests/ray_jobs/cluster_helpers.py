@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .processes import proc_stats
+from tests.processes import proc_stats
 
 # The GCS declares a node dead after this many failed health checks, one per period (Ray's
 # defaults, 5 x 3 s, would add ~15 s to every node-loss test on this 2-core machine).

@@ -31,7 +31,7 @@ def test_ray_job_submit_runs_enhancer_to_succeeded(ray_cluster, sample_data, tmp
     ray_bin = str(Path(sys.executable).with_name("ray"))
     cmd = [
         ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--",
-        "python", "-m", "ray_jobs.cli", "train", "enhancer", "--config", str(recipe),
+        "python", "-m", "nie_cli", "train", "enhancer", "--config", str(recipe),
     ]  # fmt: skip
     # Right after `ray start` the head's job agent may still be coming up: retry that case only
     # (on a busy 2-core machine it took longer than 90 s).

@@ -214,7 +214,7 @@ def _save_tiny_enhancer(folder: Path, name: str, seed: int, **kwargs: object) ->
 def _log_enhancer_run(uri: str, root: Path, sample: dict, name: str, gamma: float,
                       nima: Path, parent: str | None = None, model: str = "edsr_baseline",
                       scales: str = "[2]", psnr_key: str = "val_psnr_y") -> str:  # fmt: skip
-    from ray_jobs import tracking
+    import nie_tracking as tracking
     from ray_jobs.config import EnhancerJobConfig
 
     cfg = load_config(EnhancerJobConfig, None, [
@@ -237,7 +237,7 @@ def _log_enhancer_run(uri: str, root: Path, sample: dict, name: str, gamma: floa
 
 
 def test_build_report_from_a_store(sample_data: dict, tmp_path: Path) -> None:
-    from ray_jobs import tracking
+    import nie_tracking as tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     runs = tmp_path / "runs"
@@ -287,7 +287,7 @@ def test_build_report_from_a_store(sample_data: dict, tmp_path: Path) -> None:
 
 
 def test_nie_report_without_a_store_is_a_one_line_error(tmp_path: Path, capsys) -> None:
-    from ray_jobs.cli import main
+    from nie_cli.main import main
 
     store = tmp_path / "none.db"
     status = main(["report", "--out", str(tmp_path / "r"), "--tracking-uri", f"sqlite:///{store}"])

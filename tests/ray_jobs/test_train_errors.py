@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nie_cli.main import main
 from nie_core.checkpoint import save_checkpoint
 from nie_core.models import create_model
-from ray_jobs.cli import main
 
 
 def run_train(capsys, *args: str) -> tuple[int, str]:
@@ -99,7 +99,7 @@ def test_unreachable_ray_marks_the_mlflow_run_failed(sample_data, tmp_path: Path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:notaport"}  # ray.init rejects it at once
     completed = subprocess.run(
-        [sys.executable, "-m", "ray_jobs.cli", "train", "enhancer",
+        [sys.executable, "-m", "nie_cli", "train", "enhancer",
          f"data.root={sample_data['div2k']}", f"tracking.tracking_uri={uri}",
          f"run.storage_path={tmp_path / 'runs'}", "run.name=no-ray"],
         env=env, capture_output=True, text=True, timeout=180,

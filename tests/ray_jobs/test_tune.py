@@ -164,7 +164,7 @@ def test_rerun_with_other_settings_is_refused(job, tmp_path):
 
 
 def test_cli_reports_a_bad_space_in_one_line(sample_data, tmp_path, capsys):
-    from ray_jobs.cli import main
+    from nie_cli.main import main
 
     status = main(["tune", f"job.data.root={sample_data['div2k']}", "space.loss.gamma=null",
                    "space.optim.lr=null", f"storage_path={tmp_path}"])  # fmt: skip

@@ -1,8 +1,8 @@
-"""Fixtures of the service tests: tiny checkpoints, a service config, and one running app.
+"""Fixtures of the service tests: a service config and one running app.
 
-The models are tiny (EDSR/MDSR baselines with 2 blocks of 16 features, NIMA on MnasNet 0.5 with
-random weights) so that a request takes milliseconds; each deployment gets one replica and a
-quarter CPU so the whole application fits on the session cluster's 2 CPUs.
+The models are the session's tiny checkpoints (``tests/conftest.py``), so that a request takes
+milliseconds; each deployment gets one replica and a quarter CPU so the whole application fits
+on the session cluster's 2 CPUs.
 """
 
 from __future__ import annotations
@@ -18,52 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from PIL import Image
 
-from nie_core.checkpoint import save_checkpoint
 from nie_core.config import config_from_dict, config_to_dict
-from nie_core.models import create_model
 from serve_app.config import APP_IMPORT_PATH, ServiceConfig
 
 APP_NAME = "nie-test"
-TINY = {"n_resblocks": 2, "n_feats": 16}
-
-
-def save_tiny(path: Path, name: str, seed: int, task: str = "sr", **kwargs: object) -> Path:
-    """Save a randomly initialised ``name`` model (seeded) as a checkpoint at ``path``.
-
-    A NIMA head gets 1e8 times larger weights: the randomly initialised backbone's pooled
-    features are about 1e-8, so a fresh head would rate every image 5.507 and no output could
-    "win"; scaled up, the random scores differ between images."""
-    torch.manual_seed(seed)
-    model = create_model(name, **kwargs)
-    if name == "nima":
-        with torch.no_grad():
-            model.head[-1].weight.mul_(1e8)
-    state = {
-        "model_name": name,
-        "model_kwargs": dict(kwargs),
-        "model": model.state_dict(),
-        "config": {"data": {"task": task}},
-    }
-    return save_checkpoint(path, state)
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Checkpoints: two EDSR x2 (baseline, hybrid), a spare EDSR x2 (for swapping), an MDSR
-    x2/x3, a same-size deblurring EDSR and a NIMA scorer."""
-    root = tmp_path_factory.mktemp("checkpoints")
-    return {
-        "baseline": save_tiny(root / "baseline.pt", "edsr_baseline", 0, scale=2, **TINY),
-        "hybrid": save_tiny(root / "hybrid.pt", "edsr_baseline", 1, scale=2, **TINY),
-        "spare": save_tiny(root / "spare.pt", "edsr_baseline", 2, scale=2, **TINY),
-        "mdsr": save_tiny(root / "mdsr.pt", "mdsr_baseline", 3, scales=(2, 3), **TINY),
-        "deblur": save_tiny(root / "deblur.pt", "edsr_baseline", 4, "deblur", scale=1, **TINY),
-        "nima": save_tiny(root / "nima.pt", "nima", 5, backbone="mnasnet0_5"),
-    }
 
 
 def service_config(checkpoints: dict[str, Path], **overrides: object) -> ServiceConfig:

@@ -9,16 +9,16 @@ import pytest
 import yaml
 
 from nie_core.config import ConfigError
+from nie_tracking.loading import ModelUnavailableError
 from serve_app.app import build, build_app, check_sources
-from serve_app.cli import DEFAULT_SERVE_CONFIG
 from serve_app.config import (
+    DEFAULT_SERVE_CONFIG,
     ReplicaSettings,
     load_service_config,
     serve_http_options,
     service_config_from_args,
     service_config_from_file,
 )
-from serve_app.loading import ModelUnavailableError
 from serve_app.results import ResultCache
 from tests.serve_app.conftest import service_config
 

@@ -164,7 +164,7 @@ def test_allow_list_is_consistent():
 
 
 def test_cli_parses_photos_action():
-    from ray_jobs.cli import build_parser
+    from nie_cli.main import build_parser
 
     args = build_parser().parse_args(["data", "photos", "out", "--hr-long-side", "96", "--force"])
     assert (args.data_command, args.out_dir, args.hr_long_side, args.force) == (

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from nie_cli.main import main
 from nie_core.checkpoint import save_checkpoint
 from nie_core.data.images import save_image
 from nie_core.models import create_model
-from ray_jobs.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -1,51 +1,19 @@
-"""MLflow tracking for the jobs: one run per job, nested runs for sweeps, registered models.
+"""MLflow runs for the jobs: one run per job, nested runs for sweeps, resumable, and ended as
+KILLED by a Ctrl-C.
 
 The driver creates the run (so its id survives worker restarts and reruns), rank 0 of the Train
-workers logs metrics and images into it, and the driver logs and registers the final model.
-Models are logged in MLflow's ``pickle`` format: the default ``pt2`` (torch.export) format
-specialises the graph to the input example's shape, and an enhancer must take any batch and
-image size.
+workers logs metrics and images into it, and the driver logs and registers the final model
+(:mod:`nie_tracking.registry`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-DEFAULT_STORE = "mlflow.db"  # local SQLite store, in the working directory
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The tracking URI to use: ``uri``, else ``$MLFLOW_TRACKING_URI``, else a local SQLite store.
-
-    Relative SQLite paths are made absolute so that Ray workers (whose working directory differs
-    from the driver's) write to the same store.
-    """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{DEFAULT_STORE}"
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + str(Path(uri[len(prefix) :]).resolve())
-    elif "://" not in uri:  # a plain folder: MLflow's file store
-        uri = str(Path(uri).resolve())
-    return uri
-
-
-def _artifact_root(uri: str) -> str | None:
-    """Where a local store keeps artifacts: beside the SQLite file (None: the server decides)."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix):
-        return str(Path(uri[len(prefix) :]).parent / "mlartifacts")
-    return None
-
-
-def client(uri: str):
-    """An ``MlflowClient`` on ``uri`` (imported lazily: MLflow is slow to import)."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+from nie_tracking.uris import artifact_root, client
 
 
 def get_or_create_experiment(uri: str, name: str) -> str:
@@ -54,7 +22,7 @@ def get_or_create_experiment(uri: str, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    root = _artifact_root(uri)
+    root = artifact_root(uri)
     location = None if root is None else Path(root, name).as_uri()
     return c.create_experiment(name, artifact_location=location)
 
@@ -175,40 +143,3 @@ def end_open_runs(status: str = "KILLED") -> list[tuple[str, str]]:
             continue
         ended.append((uri, run_id))
     return ended
-
-
-def log_and_register_model(
-    uri: str,
-    run_id: str,
-    model: Any,
-    registered_name: str | None,
-    alias: str | None = None,
-    input_example: Any = None,
-) -> str | None:
-    """Log ``model`` (an ``nn.Module``) to the run and register it; returns the new version.
-
-    Logged with ``serialization_format="pickle"`` so the loaded model takes any batch and image
-    size; ``nie_core`` is packed as code so the model loads where the package is not installed.
-    """
-    import mlflow
-    import mlflow.pytorch
-
-    import nie_core
-
-    mlflow.set_tracking_uri(uri)
-    code_path = str(Path(nie_core.__file__).parent)
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            serialization_format="pickle",
-            code_paths=[code_path],
-            registered_model_name=registered_name,
-            input_example=input_example,
-        )
-    if registered_name is None:
-        return None
-    version = str(info.registered_model_version)
-    if alias:
-        client(uri).set_registered_model_alias(registered_name, alias, version)
-    return version

@@ -9,7 +9,7 @@ import torch
 
 from nie_core.checkpoint import load_model
 from nie_core.inference import enhance
-from serve_app.loading import ModelUnavailableError, load_enhancer, load_scorer, resolve_source
+from nie_tracking.loading import ModelUnavailableError, load_enhancer, load_scorer, resolve_source
 
 
 def test_checkpoint_enhancers_report_kind_scales_and_task(tiny_checkpoints) -> None:
@@ -88,7 +88,7 @@ def test_registry_store_that_does_not_exist_is_not_created(tmp_path: Path) -> No
 def test_registry_sources_load_the_logged_model(tmp_path: Path, tiny_checkpoints) -> None:
     """A model logged and registered as the training jobs do it (pickle format, alias) loads
     through every URI form and takes any image size."""
-    from ray_jobs import tracking
+    import nie_tracking as tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     original = load_model(tiny_checkpoints["hybrid"])

@@ -1,4 +1,5 @@
-"""Finding and loading the served models: checkpoints, the MLflow registry, or random weights.
+"""Finding and loading models for the service, `nie enhance` and the report: checkpoints, the zoo,
+the MLflow registry, or random weights.
 
 A model *source* is one of
 
@@ -21,7 +22,6 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,6 +30,7 @@ from torch import nn
 from nie_core.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from nie_core.models import create_model, list_models
 from nie_core.models.zoo import ZOO_PREFIX, load_zoo_uri, parse_zoo_uri
+from nie_tracking.uris import missing_sqlite_store, resolve_tracking_uri
 
 __all__ = [
     "REGISTRY_PREFIX",
@@ -214,12 +215,6 @@ def _load(
     return load_model(resolved.location).cpu().eval(), resolved.location, True, task
 
 
-def _tracking_uri(tracking_uri: str | None) -> str:
-    from ray_jobs.tracking import resolve_tracking_uri
-
-    return resolve_tracking_uri(tracking_uri)
-
-
 def _resolve_registry(source: str, tracking_uri: str | None) -> ResolvedSource:
     """``models:/NAME@ALIAS`` | ``models:/NAME/VERSION`` | ``models:/NAME/latest`` ->
     the concrete ``models:/NAME/VERSION`` and its run's task."""
@@ -227,10 +222,8 @@ def _resolve_registry(source: str, tracking_uri: str | None) -> ResolvedSource:
     from mlflow.tracking import MlflowClient
 
     rest = source[len(REGISTRY_PREFIX) :]
-    uri = _tracking_uri(tracking_uri)
-    sqlite_prefix = "sqlite:///"
-    if uri.startswith(sqlite_prefix) and not Path(uri[len(sqlite_prefix) :]).is_file():
-        # Asking MLflow would create an empty store as a side effect.
+    uri = resolve_tracking_uri(tracking_uri)
+    if missing_sqlite_store(uri) is not None:
         raise ModelUnavailableError(f"{source}: there is no MLflow store at {uri}")
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
@@ -273,7 +266,7 @@ def _load_registered(location: str, tracking_uri: str | None) -> nn.Module:
     import mlflow
     import mlflow.pytorch
 
-    uri = _tracking_uri(tracking_uri)
+    uri = resolve_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     module = mlflow.pytorch.load_model(location, map_location="cpu")

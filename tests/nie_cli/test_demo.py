@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ray_jobs.demo import StageResult, config_hash, run_stage
+from nie_cli.demo import StageResult, config_hash, run_stage
 
 STAGES = ("l2", "hybrid", "sweep")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -79,7 +79,7 @@ def test_config_hash_follows_config_and_upstream() -> None:
 @pytest.fixture(scope="module")
 def fast_demo(ray_cluster, tmp_path_factory):
     """One ``nie demo --fast`` on the session cluster (reused by every test below)."""
-    from ray_jobs.demo import run_demo
+    from nie_cli.demo import run_demo
 
     return run_demo(tmp_path_factory.mktemp("demo"), fast=True)
 
@@ -189,8 +189,7 @@ def test_second_demo_run_reuses_every_stage_and_ctrl_c_ends_the_service(
     from mlflow.tracking import MlflowClient
 
     from tests.conftest import free_port
-
-    from .processes import NieProcess, wait_until_gone
+    from tests.processes import NieProcess, wait_until_gone
 
     client = MlflowClient(fast_demo.layout.tracking_uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -225,7 +224,7 @@ def test_demo_service_answers(fast_demo) -> None:
     import httpx
     from ray import serve
 
-    from ray_jobs.demo import start_demo_service
+    from nie_cli.demo import start_demo_service
     from tests.conftest import free_port
 
     url = start_demo_service(fast_demo, port=free_port())
@@ -264,7 +263,7 @@ def test_ctrl_c_while_training_stops_the_demo_and_marks_the_run_killed(tmp_path)
     stage is KILLED (not RUNNING), and every process it started has ended."""
     from mlflow.tracking import MlflowClient
 
-    from .processes import NieProcess, wait_until_gone
+    from tests.processes import NieProcess, wait_until_gone
 
     demo = NieProcess(["demo", "--fast", "--no-serve", "--workdir", str(tmp_path / "w")],
                       tmp_path / "demo.log")  # fmt: skip
@@ -293,7 +292,7 @@ def test_second_ctrl_c_during_the_sweep_forces_the_exit(fast_demo, tmp_path) -> 
     process the command started is left."""
     import shutil
 
-    from .processes import NieProcess, wait_until_gone
+    from tests.processes import NieProcess, wait_until_gone
 
     sweep_dir = Path(fast_demo.stages["sweep"].result["sweep_dir"])
     shutil.rmtree(sweep_dir)
@@ -319,8 +318,8 @@ def test_next_commands_printed_by_the_demo_run(fast_demo, tmp_path) -> None:
     """The `next:` lines name files and models that exist: run the enhance and score lines."""
     import shlex
 
-    from ray_jobs.cli import main
-    from ray_jobs.demo import next_commands
+    from nie_cli.demo import next_commands
+    from nie_cli.main import main
 
     lines = next_commands(fast_demo, served=False)
     assert any(" serve mlflow_tracking_uri=" in line for line in lines)  # workdir is not cwd

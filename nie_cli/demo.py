@@ -38,11 +38,10 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+from nie_cli.interrupt import run_interruptible
 from nie_core.config import config_from_dict, config_to_dict, load_config
-
-from .common import ensure_ray, format_seconds
-from .config import EnhancerJobConfig, TuneJobConfig
-from .interrupt import run_interruptible
+from ray_jobs.common import ensure_ray, format_seconds
+from ray_jobs.config import RECIPES, EnhancerJobConfig, TuneJobConfig
 
 __all__ = [
     "DemoLayout",
@@ -57,12 +56,10 @@ __all__ = [
     "start_demo_service",
 ]
 
-RECIPES = Path(__file__).resolve().parent / "recipes"
 MARKER_FILE = "demo_stage.json"
 SUMMARY_FILE = "demo_summary.json"
 LOG_FILE = "demo.log"  # in runs/: every line of every `nie demo`, appended
 SUMMARY_MARKDOWN = "demo_summary.md"
-APP_NAME = "nie"
 # The frozen scorer of the hybrid loss, of validation and of the summary: the zoo's NIMA.
 SCORER = "zoo:nima@nie-quality"
 SCORER_BACKBONE = "efficientnet_lite0"
@@ -275,8 +272,8 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     """Build the data, fine-tune and track every model, print the summary table and write the
     report (see the module docstring). Connects to Ray (``ensure_ray``, dashboard on) unless
     this process already is. Returns what was built; serving is :func:`start_demo_service`."""
-    from . import tune
-    from .enhancer import train_enhancer
+    from ray_jobs import tune
+    from ray_jobs.enhancer import train_enhancer
 
     layout = DemoLayout(Path(workdir).resolve(), fast)
     layout.workdir.mkdir(parents=True, exist_ok=True)
@@ -353,7 +350,7 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     if threading.current_thread() is not threading.main_thread():
         return train_and_summarise()  # no signals to handle off the main thread
     # Ray Train and Tune would install their own SIGINT handlers on the main thread and keep
-    # them (Ctrl-C then failed to stop the demo): train on a worker thread (ray_jobs.interrupt).
+    # them (Ctrl-C then failed to stop the demo): train on a worker thread (nie_cli.interrupt).
     return run_interruptible(train_and_summarise, "the demo")
 
 
@@ -428,8 +425,7 @@ def _model_source(result: Mapping[str, Any]) -> str:
 def demo_service_config(demo: DemoResult) -> Any:
     """The service config of the demo: ``serve_app/serve_config.yaml`` with the demo's two
     models and scorer, its MLflow store, and replicas small enough for a 2-core machine."""
-    from serve_app.cli import DEFAULT_SERVE_CONFIG
-    from serve_app.config import service_config_from_args
+    from serve_app.config import DEFAULT_SERVE_CONFIG, service_config_from_args
 
     small = {
         "num_cpus": 0.25,
@@ -458,9 +454,9 @@ def demo_service_config(demo: DemoResult) -> Any:
 def start_demo_service(demo: DemoResult, host: str = "127.0.0.1", port: int = 8000) -> str:
     """Deploy the service with the demo's models on the connected Ray cluster; returns its URL
     once every deployment runs. Stop it with ``ray.serve.shutdown()``."""
-    from serve_app.cli import start_service
+    from serve_app.app import start_service
 
-    return start_service(demo_service_config(demo), host=host, port=port, app_name=APP_NAME)
+    return start_service(demo_service_config(demo), host=host, port=port)
 
 
 def ray_dashboard_url() -> str | None:
@@ -539,7 +535,7 @@ def run_cli(args: argparse.Namespace) -> int:
     """Handler of ``nie demo``: train (or reuse), print the summary, then serve until Ctrl-C
     (or exit with ``--no-serve``). The terminal shows NIE's own lines; everything, Ray's and
     MLflow's lines included, goes to ``runs/demo.log`` (``--verbose``: the terminal too)."""
-    from .console import log_to_file, verbose_requested
+    from nie_cli.console import log_to_file, verbose_requested
 
     log_path = Path(args.workdir).resolve() / "runs" / LOG_FILE
     with log_to_file(log_path, "nie demo", verbose_requested(args.verbose)):

@@ -1,8 +1,8 @@
-"""``nie serve``, ``nie enhance`` and ``nie score`` (argument parsing lives in ``ray_jobs.cli``).
+"""``nie enhance`` and ``nie score``: the same ``nie_core.inference`` code as the service, on
+image files, in process, without Ray.
 
-``nie enhance`` and ``nie score`` run the same ``nie_core.inference`` code as the service, in
-process, without Ray. User errors raise ``ValueError`` / ``FileNotFoundError``, which the ``nie``
-entry point reports as one line with exit status 2.
+User errors raise ``ValueError`` / ``FileNotFoundError``, which the ``nie`` entry point reports as
+one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -13,54 +13,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from serve_app.config import ServiceConfig, load_service_config
-from serve_app.shutdown import say, serve_until_interrupted
+from serve_app.config import DEFAULT_SERVE_CONFIG, load_service_config
 
-__all__ = ["DEFAULT_SERVE_CONFIG", "run_enhance", "run_score", "run_serve", "start_service"]
-
-DEFAULT_SERVE_CONFIG = Path(__file__).resolve().parent / "serve_config.yaml"
-APP_NAME = "nie"
-
-
-def start_service(
-    config: ServiceConfig, host: str = "127.0.0.1", port: int = 8000, app_name: str = APP_NAME
-) -> str:
-    """Deploy the service on the current Ray cluster (started locally if none is connected)
-    and return its base URL. Raises ``ModelUnavailableError`` before deploying when a model is
-    missing; returns once every deployment is running."""
-    import ray
-    from ray import serve
-
-    from serve_app.app import apply_fallbacks, build_app, check_sources
-
-    served = apply_fallbacks(config)
-    for spec, now in zip(config.models, served.models, strict=True):
-        if now.source != spec.source:
-            print(f"nie serve: note: model {spec.name!r}: {spec.source} does not exist yet; "
-                  f"serving {now.source}", file=sys.stderr)  # fmt: skip
-    config = served
-    for warning in check_sources(config):
-        print(f"nie serve: warning: {warning}", file=sys.stderr)
-    application = build_app(config)
-    if not ray.is_initialized():
-        ray.init(log_to_driver=False)
-    serve.start(
-        http_options={"host": host, "port": port, "request_timeout_s": config.request_timeout_s}
-    )
-    serve.run(application, name=app_name, route_prefix="/", blocking=False)
-    return f"http://{host}:{port}"
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    """``nie serve``: run the service until Ctrl-C."""
-    config_path = args.config or DEFAULT_SERVE_CONFIG
-    config = load_service_config(config_path, getattr(args, "overrides", None) or ())
-    url = start_service(config, args.host, args.port)
-    print(f"NIE service running at {url}/ (API docs at {url}/docs); press Ctrl-C to stop",
-          flush=True)  # fmt: skip
-    serve_until_interrupted()
-    say("nie serve: stopped")
-    return 0
+__all__ = ["default_enhancer_source", "run_enhance", "run_score"]
 
 
 def _existing_files(paths: Sequence[str]) -> list[Path]:
@@ -75,7 +30,7 @@ def _existing_files(paths: Sequence[str]) -> list[Path]:
 def default_enhancer_source() -> str:
     """The model ``nie enhance`` uses without ``--model``: the service config's hybrid model
     (what ``nie demo`` registers) when it exists, else its fallback, the zoo model."""
-    from serve_app.loading import ModelUnavailableError, resolve_source
+    from nie_tracking.loading import ModelUnavailableError, resolve_source
 
     config = load_service_config(DEFAULT_SERVE_CONFIG)
     spec = next((m for m in config.models if m.label == "hybrid"), config.models[0])
@@ -93,7 +48,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     from nie_core.data.images import read_image, save_image, to_tensor
     from nie_core.inference import enhance, prepare_model
     from nie_core.runtime import keep_freed_memory
-    from serve_app.loading import load_enhancer
+    from nie_tracking.loading import load_enhancer
 
     images = _existing_files(args.images)
     source = args.model or default_enhancer_source()
@@ -130,7 +85,7 @@ def run_score(args: argparse.Namespace) -> int:
     from nie_core.data.images import read_image, to_tensor
     from nie_core.inference import score
     from nie_core.models.nima import mean_score, std_score
-    from serve_app.loading import load_scorer
+    from nie_tracking.loading import load_scorer
 
     images = _existing_files(args.images)
     source = args.model

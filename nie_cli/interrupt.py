@@ -31,7 +31,7 @@ def run_interruptible(work: Callable[[], T], what: str) -> T:
     """Run ``work()`` on a worker thread and return its result (or raise its exception) while
     the main thread waits for Ctrl-C. Call from the main thread, connected to Ray already
     (``ray.init`` refuses to set its own SIGTERM handling from other threads)."""
-    from . import tracking
+    import nie_tracking as tracking
 
     outcome: dict[str, Any] = {}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ray_jobs.console import keep_on_terminal, log_to_file, verbose_requested
+from nie_cli.console import keep_on_terminal, log_to_file, verbose_requested
 
 HIDDEN = [
     "\x1b[36m(TrainController pid=13794)\x1b[0m Requesting resources: {'CPU': 1.0} * 1",

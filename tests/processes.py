@@ -50,7 +50,7 @@ def alive(pid: int) -> bool:
 
 
 class NieProcess:
-    """``python -m ray_jobs.cli ARGS`` in a new session, stdout and stderr in one log file."""
+    """``python -m nie_cli ARGS`` in a new session, stdout and stderr in one log file."""
 
     def __init__(
         self, args: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = REPO_ROOT
@@ -61,7 +61,7 @@ class NieProcess:
         env["PYTHONUNBUFFERED"] = "1"
         self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ray_jobs.cli", *args], cwd=cwd, env=env,
+            [sys.executable, "-m", "nie_cli", *args], cwd=cwd, env=env,
             stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

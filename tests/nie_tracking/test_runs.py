@@ -1,11 +1,11 @@
-"""ray_jobs.tracking on a real MLflow store (SQLite): a Ctrl-C ends the runs this process
+"""nie_tracking.runs on a real MLflow store (SQLite): a Ctrl-C ends the runs this process
 opened, their nested runs too, and the job's own error handling cannot overwrite that."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ray_jobs import tracking
+from nie_tracking import runs as tracking
 
 
 def test_end_open_runs_marks_open_runs_and_their_children_killed(

@@ -1,5 +1,5 @@
 """``nie eval``: measure a model on any folder of HR photographs (argument parsing lives in
-``ray_jobs.cli``).
+``nie_cli.main``).
 
 An enhancer is compared with bicubic upsampling and the reference on PSNR-Y, SSIM-Y, NIQE,
 LR-consistency and NIMA (protocol in ``nie_core.evaluation``); a NIMA scorer is checked for
@@ -32,7 +32,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from nie_core.evaluation import evaluate_images, list_images, scorer_ranking
     from nie_core.inference import prepare_model
     from nie_core.runtime import keep_freed_memory
-    from serve_app.loading import load_enhancer, load_scorer
+    from nie_tracking.loading import load_enhancer, load_scorer
 
     images = list_images(args.data)
     if args.max_images is not None:
