@@ -1,0 +1,84 @@
+"""What a browser gets besides the JSON API, all served from local files so that nothing is
+fetched from outside the service: the web page at ``/`` with its static files, and the API
+docs at ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc). None of it is in the OpenAPI schema."""
+
+from __future__ import annotations
+
+import importlib.resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Swagger UI and ReDoc assets shipped by the fastapi-offline package, so /docs and /redoc work
+# without internet access (FastAPI's defaults load them from a CDN).
+DOCS_ASSETS_DIR = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+# ReDoc's bundle shows a logo from cdn.redoc.ly; /redoc serves a copy pointing it at an empty data
+# URL (the image fails, ReDoc hides it), so the docs pages make no request outside the service.
+REDOC_CDN_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def add_web_page(app: FastAPI) -> None:
+    """``/`` (the upload and comparison page), ``/static/*`` and ``/favicon.ico``."""
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """Browsers ask for it on pages without an icon link (a PNG opened in its own tab)."""
+        return FileResponse(
+            STATIC_DIR / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"Cache-Control": "max-age=86400"},
+        )
+
+
+def add_api_docs(app: FastAPI) -> None:
+    """``/docs`` and ``/redoc`` for ``app``'s OpenAPI schema, with their assets at
+    ``/docs-assets/*`` (create the app with ``docs_url=None, redoc_url=None``)."""
+    redoc_js = (DOCS_ASSETS_DIR / "redoc.standalone.js").read_bytes()
+    redoc_js = redoc_js.replace(REDOC_CDN_LOGO.encode(), b"data:,")
+
+    # Registered before the /docs-assets mount, which would otherwise answer this path.
+    @app.get("/docs-assets/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        return Response(
+            redoc_js, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+        )
+
+    app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+
+    def docs_urls(request: Request) -> tuple[str, str]:
+        """(OpenAPI schema URL, assets folder URL) under the app's route prefix."""
+        root = request.scope.get("root_path", "").rstrip("/")
+        return f"{root}{app.openapi_url}", f"{root}/docs-assets"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        schema, assets = docs_urls(request)
+        return get_swagger_ui_html(
+            openapi_url=schema,
+            title=f"{app.title} - API",
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        schema, assets = docs_urls(request)
+        return get_redoc_html(
+            openapi_url=schema,
+            title=f"{app.title} - API reference",
+            redoc_js_url=f"{assets}/redoc.standalone.js",
+            redoc_favicon_url=f"{assets}/favicon.png",
+            with_google_fonts=False,
+        )
