@@ -1,0 +1,168 @@
+"""tools/readme_results.py: README results come from the files commands wrote, worded by rules."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location(
+    "readme_results", ROOT / "tools" / "readme_results.py"
+)
+readme_results = importlib.util.module_from_spec(spec)
+sys.modules["readme_results"] = readme_results  # dataclasses look their module up there
+spec.loader.exec_module(readme_results)
+
+HYBRID_ROW = "| EDSR x2, hybrid (gamma 8) | "
+
+
+def _copy(tmp_path: Path) -> Path:
+    """The READMEs and every source of their blocks, copied into a fresh tree."""
+    paths = set(readme_results.READMES)
+    for block in readme_results.BLOCKS.values():
+        paths.update(block.sources)
+    for path in paths:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, tmp_path / path)
+    return tmp_path
+
+
+def _block(text: str, name: str) -> str:
+    return text.split(readme_results.opening(name), 1)[1].split(readme_results.closing(name))[0]
+
+
+def _set_hybrid(root: Path, niqe: str, lr_consistency: str, nima: str) -> None:
+    """Replace the hybrid row's NIQE, LR-consistency and NIMA cells in the demo summary."""
+    path = root / readme_results.DEMO_SUMMARY
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(HYBRID_ROW):
+            cells = line.strip("|").split("|")
+            cells[3:6] = [f" {niqe} ", f" {lr_consistency} ", f" {nima} "]
+            lines[i] = "|" + "|".join(cells) + "|"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _comparison(root: Path) -> str:
+    return readme_results.render_demo_comparison(readme_results.Context(root, "README.md"))
+
+
+def test_the_committed_readmes_are_up_to_date_with_their_sources() -> None:
+    report = readme_results.run(ROOT, check=True)
+    assert (report.stale, report.errors) == ([], [])
+    for readme, names in {
+        "README.md": {"demo-time", "demo-summary", "demo-comparison", "demo-gamma-sweep",
+                      "zoo-table", "fault-tolerance", "bench-times", "latest", "latest-cuda"},
+        "bench/README.md": {"bench-weights-psnr", "bench-avx2", "bench-targets", "latest",
+                            "latest-cuda"},
+    }.items():  # fmt: skip
+        text = (ROOT / readme).read_text()
+        assert all(readme_results.opening(n) in text for n in names), readme
+
+
+def test_an_edited_number_is_reported_and_regeneration_restores_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _copy(tmp_path)
+    readme = root / "README.md"
+    original = readme.read_text()
+    summary, sweep = _block(original, "demo-summary"), _block(original, "demo-gamma-sweep")
+    assert "| EDSR x2, L2 | 33.39 ± 3.06 |" in summary and "PSNR-Y 33.34, " in sweep
+    edited = original.replace(summary, summary.replace("33.39 ± 3.06", "33.49 ± 3.06")).replace(
+        sweep, sweep.replace("PSNR-Y 33.34, ", "PSNR-Y 33.54, ")
+    )
+    readme.write_text(edited)
+
+    assert readme_results.main(["--check", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "stale: README.md: block 'demo-summary'" in err
+    assert "stale: README.md: block 'demo-gamma-sweep'" in err
+    assert "demo-comparison" not in err and readme.read_text() == edited  # --check writes nothing
+
+    assert readme_results.main(["--root", str(root)]) == 0
+    assert readme.read_text() == original
+    assert readme_results.main(["--check", "--root", str(root)]) == 0
+
+
+def test_a_missing_source_fails_the_check(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    (root / readme_results.DEMO_SWEEP).unlink()
+    report = readme_results.run(root, check=True)
+    assert report.errors == [
+        "README.md: block 'demo-gamma-sweep': source docs/results/demo_gamma_sweep.csv is missing"
+    ]
+    assert readme_results.main(["--root", str(root)]) == 1  # also when rewriting
+
+
+def test_the_comparison_sentences_follow_the_data(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    committed = _comparison(root)
+    assert "the hybrid model scores slightly higher than the L2 model" in committed
+    assert "on PSNR-Y it scores about the same as the L2 model" in committed
+    assert "neither rates the hybrid output better than the L2 output" in committed
+    assert "(NIQE about the same, LR-consistency lower)" in committed
+
+    # Hybrid with a clearly better NIQE and LR-consistency, and a lower NIMA.
+    _set_hybrid(root, "4.80 ± 0.42", "55.90 ± 3.34", "5.400 ± 0.196")
+    flipped = _comparison(root)
+    assert "the hybrid model scores lower than the L2 model" in flipped
+    assert "both rate the hybrid output better than the L2 output" in flipped
+    assert "(NIQE clearly lower, LR-consistency higher)" in flipped
+    assert "reproduces its input less well" not in flipped
+
+    _set_hybrid(root, "4.80 ± 0.42", "51.12 ± 3.34", "5.610 ± 0.196")
+    assert "only NIQE rates the hybrid output better" in _comparison(root)
+
+
+def test_the_wording_thresholds() -> None:
+    words = readme_results.size_word
+    assert [words(d) for d in (0.19, -0.19, 0.2, -0.49, 0.5, -0.79, 0.8, 3.0)] == [
+        "about the same", "about the same", "slightly higher", "slightly lower", "higher",
+        "lower", "clearly higher", "clearly higher",
+    ]  # fmt: skip
+    stat = readme_results.Stat
+    assert readme_results.effect(stat(5.0, 1.0, 2), stat(4.0, 1.0, 2)) == 1.0
+    assert readme_results.verdict(-0.3, lower_better=True) == "better"
+    assert readme_results.verdict(-0.3, lower_better=False) == "worse"
+    assert readme_results.verdict(0.1, lower_better=False) == "same"
+
+
+def test_the_sweep_trend_follows_the_data(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    ctx = readme_results.Context(root, "README.md")
+    assert "PSNR-Y falls at every step and NIMA rises at every step" in (
+        readme_results.render_demo_sweep(ctx)
+    )
+    path = root / readme_results.DEMO_SWEEP
+    header, *rows = path.read_text().splitlines()
+    gamma = header.split(",").index("val_nima_mean")
+    swapped = [r.split(",") for r in rows]
+    swapped[1][gamma], swapped[2][gamma] = swapped[2][gamma], swapped[1][gamma]
+    path.write_text("\n".join([header, *(",".join(r) for r in swapped)]) + "\n")
+    assert "NIMA does not move one way at every step" in readme_results.render_demo_sweep(ctx)
+
+
+def test_the_bench_verdicts_follow_the_data(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    ctx = readme_results.Context(root, "bench/README.md")
+    committed = readme_results.render_bench_targets(ctx)
+    assert "so this target cannot be met on this machine" in committed
+    assert "Met narrowly (within 5%): hybrid step / L2 step" in committed
+
+    path = root / readme_results.BENCH / "latest.json"
+    run = json.loads(path.read_text())
+    for result in run["results"]:
+        if result["name"] == "serve":
+            result["details"]["batching_gain_ceiling"] = 3.4
+        for target in result["targets"]:
+            if target["name"].startswith("hybrid step"):
+                target["value"] = 1.0
+    path.write_text(json.dumps(run))
+    changed = readme_results.render_bench_targets(ctx)
+    assert "3.40x, not short of the limit, so this machine does not rule the target out" in changed
+    assert "hybrid step" not in changed
