@@ -18,14 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import (
-    BenchResult,
-    Target,
-    photo,
-    run_and_report,
-    time_interleaved,
-    unsettled_note,
-)
+from bench.cli import run_and_report
+from bench.photos import photo
+from bench.report import BenchResult, Target
+from bench.timing import time_interleaved, unsettled_note
 
 HR_SIZE = (2040, 1356)  # width, height: DIV2K's most common size
 PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg")

@@ -22,19 +22,12 @@ from typing import Any
 
 import torch
 
-from bench.common import (
-    BenchResult,
-    Target,
-    conv_flops,
-    matmul_candidates,
-    results_dir,
-    time_interleaved,
-    timed_run,
-    unsettled_note,
-    write_result,
-)
+from bench.cli import timed_run
+from bench.flops import conv_flops, matmul_candidates
 from bench.machine import NO_CUDA, bf16_native
 from bench.reference import reference_infer, reference_model, reference_train_step
+from bench.report import BenchResult, Target, results_dir, write_result
+from bench.timing import time_interleaved, unsettled_note
 from bench.training import make_step, photo_batch
 from nie_core.inference import enhance, fast_path_supported, prepare_model, score
 from nie_core.models import create_model

@@ -5,18 +5,16 @@ For edsr_baseline, edsr and mdsr (x2), the fast path (channels_last weights from
 ``prepare_model`` + bfloat16 autocast) and the float32 NCHW path (``fast=False``) are timed,
 interleaved with square matrix products in bfloat16 and float32 that give the machine's practical
 peak in the same run. Utilisation = convolution FLOP/s of ``enhance`` / matmul FLOP/s (a
-multiply-add counts as 2 FLOPs; see :func:`bench.common.conv_flops`).
+multiply-add counts as 2 FLOPs; see :mod:`bench.flops`).
 
 PSNR: no trained weights can be downloaded here, and a randomly initialised EDSR outputs a
 near-constant image, whose bfloat16 rounding errors would be unrealistically small. So each
-model gets *bilinear-like* weights (:func:`bilinear_like_weights_`): the head copies the image
-into three feature channels, the upsampler interpolates them bilinearly, the tail copies them
-out, and the randomly initialised residual body adds a small random detail on top. The network
-then carries image-scale values through every layer like a trained one, and its output is a
-plausible upscaled photograph (about bilinear quality). ``--weights`` uses a real edsr_baseline
-x2 checkpoint instead. The PSNR of each path's output against the original photograph is taken
-after rounding both to 8 bits (shave = scale, as in EDSR's evaluation); the target is the
-difference between the two paths.
+model gets *bilinear-like* weights (:func:`bench.bilinear_weights.bilinear_like_weights_`):
+bilinear upsampling plus a small random detail computed through every layer, so that the network
+carries image-scale values like a trained one and outputs a plausible upscaled photograph (about
+bilinear quality). ``--weights`` uses a real edsr_baseline x2 checkpoint instead. The PSNR of
+each path's output against the original photograph is taken after rounding both to 8 bits
+(shave = scale, as in EDSR's evaluation); the target is the difference between the two paths.
 """
 
 from __future__ import annotations
@@ -27,27 +25,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from bench.common import (
-    BenchResult,
-    Target,
-    conv_flops,
-    matmul_candidates,
-    photo,
-    run_and_report,
-    time_interleaved,
-    unsettled_note,
-)
+from bench.bilinear_weights import bilinear_like_weights_
+from bench.cli import run_and_report
+from bench.flops import conv_flops, matmul_candidates
 from bench.machine import NO_BF16, NOT_APPLICABLE_NO_BF16, bf16_native
-from nie_core.data.degradations import bicubic_downsample
-from nie_core.data.images import to_tensor
+from bench.photos import photo_pair
+from bench.report import BenchResult, Target
+from bench.timing import time_interleaved, unsettled_note
 from nie_core.inference import enhance, prepare_model
 from nie_core.metrics import psnr_rgb
 from nie_core.models import create_model
-from nie_core.models.common import ResBlock, Upsampler
 
 SCALE = 2
 MFU_TARGET = 0.75  # of the bf16 matmul peak, edsr_baseline at 256 x 256
@@ -79,86 +69,6 @@ def cases(quick: bool, bf16: bool = True) -> list[Case]:
     ]
 
 
-# --------------------------------------------------------------------------- weights
-
-
-def _linear_phase_taps(phase: int, factor: int) -> torch.Tensor:
-    """3-tap 1-D weights (at offsets -1, 0, +1) of bilinear upsampling by ``factor`` for output
-    phase ``phase`` (half-pixel centres, as ``F.interpolate(align_corners=False)``)."""
-    offset = (phase + 0.5) / factor - 0.5  # source position relative to the centre pixel
-    if offset < 0:
-        return torch.tensor([-offset, 1 + offset, 0.0])
-    return torch.tensor([0.0, 1 - offset, offset])
-
-
-def _set_copy_conv_(conv: nn.Conv2d) -> None:
-    """Make ``conv`` copy input channels 0..2 to output channels 0..2 (3x3 kernels), on top of
-    whatever it computes for the other output channels."""
-    with torch.no_grad():
-        conv.weight[:3].zero_()
-        if conv.bias is not None:
-            conv.bias[:3].zero_()
-        for c in range(3):
-            conv.weight[c, c, 1, 1] = 1.0
-
-
-def _set_bilinear_upsampler_(upsampler: Upsampler) -> None:
-    layers = list(upsampler)
-    with torch.no_grad():
-        for conv, shuffle in zip(layers[0::2], layers[1::2], strict=True):
-            factor = shuffle.upscale_factor
-            conv.weight.zero_()
-            conv.bias.zero_()
-            for c in range(3):
-                for i in range(factor):
-                    for j in range(factor):
-                        taps = torch.outer(
-                            _linear_phase_taps(i, factor), _linear_phase_taps(j, factor)
-                        )
-                        conv.weight[c * factor * factor + i * factor + j, c] = taps
-
-
-def _residual_blocks(model: nn.Module) -> list[ResBlock]:
-    return [module for module in model.modules() if isinstance(module, ResBlock)]
-
-
-def bilinear_like_weights_(
-    model: nn.Module, detail_rms: float = 0.01, calibration_side: int = 48
-) -> nn.Module:
-    """Turn an EDSR or MDSR into "bilinear upsampling + a small random detail" (in place).
-
-    The head copies the (mean-shifted) image into feature channels 0..2, every upsampler
-    interpolates those channels bilinearly and the tail copies them to the output. The residual
-    blocks keep their random initialisation with their last convolution scaled by 0.1 (EDSR's
-    residual scaling, which keeps a deep random body bounded), and the body's last convolution is
-    scaled so that the body adds a random detail of RMS ``detail_rms`` to the image channels,
-    measured on a ``calibration_side``-pixel crop of a photograph. Returns ``model``.
-    """
-    with torch.no_grad():
-        _set_copy_conv_(model.head[0])
-        for block in _residual_blocks(model):
-            block.body[-1].weight.mul_(0.1)
-            block.body[-1].bias.mul_(0.1)
-        upsamplers = model.upsample if hasattr(model, "upsample") else [model.tail[0]]
-        for upsampler in upsamplers:
-            _set_bilinear_upsampler_(upsampler)
-        tail_conv = model.tail[-1]
-        tail_conv.weight.zero_()
-        _set_copy_conv_(tail_conv)
-
-        detail: list[torch.Tensor] = []
-        handle = model.body.register_forward_hook(lambda m, i, out: detail.append(out[:, :3]))
-        lr, _ = photo_pair(calibration_side)
-        try:
-            model(lr, SCALE) if hasattr(model, "scales") else model(lr)
-        finally:
-            handle.remove()
-        gain = detail_rms / max(detail[0].square().mean().sqrt().item(), 1e-12)
-        model.body[-1].weight.mul_(gain)
-        model.body[-1].bias.mul_(gain)
-    return model
-
-
 def build_model(name: str, weights: str | None = None) -> nn.Module:
     """``name`` at x2 with bilinear-like weights, or with ``weights`` (edsr_baseline only)."""
     torch.manual_seed(0)
@@ -169,25 +79,6 @@ def build_model(name: str, weights: str | None = None) -> nn.Module:
     return bilinear_like_weights_(create_model(name, scale=SCALE)).eval()
 
 
-# --------------------------------------------------------------------------- measurement
-
-
-def photo_pair(lr_side: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(LR (1, 3, s, s), HR (1, 3, 2s, 2s)): a centre crop of scikit-image's astronaut photo
-    (resized with Pillow when the crop would exceed it) and its bicubic x2 downsampling."""
-    from PIL import Image
-
-    image = photo("astronaut.png")
-    side = lr_side * SCALE
-    if side > min(image.shape[:2]):
-        image = np.asarray(Image.fromarray(image).resize((side, side), Image.Resampling.LANCZOS))
-    top = (image.shape[0] - side) // 2
-    left = (image.shape[1] - side) // 2
-    hr = np.ascontiguousarray(image[top : top + side, left : left + side])
-    lr = bicubic_downsample(hr, SCALE)
-    return to_tensor(lr)[None], to_tensor(hr)[None]
-
-
 def measure_case(case: Case, weights: str | None, bf16: bool = True) -> dict[str, Any]:
     """Time ``enhance`` on ``case`` in float32 NCHW and (with ``bf16``) on the fast path,
     interleaved with the matmul peaks; PSNR of the outputs. Without ``bf16`` (emulated on this
@@ -195,7 +86,7 @@ def measure_case(case: Case, weights: str | None, bf16: bool = True) -> dict[str
     reference_model = build_model(case.name, weights if case.name == "edsr_baseline" else None)
     fp32_model = prepare_model(copy.deepcopy(reference_model), "cpu", fast=False)
     fast_model = prepare_model(copy.deepcopy(reference_model), "cpu", fast=True)
-    lr, hr = photo_pair(case.lr_side)
+    lr, hr = photo_pair(case.lr_side, SCALE)
     flops = conv_flops(reference_model, lr, **({"scale": SCALE} if "mdsr" in case.name else {}))
 
     outputs: dict[str, torch.Tensor] = {}

@@ -1,5 +1,5 @@
 """What the benchmarks measure on: the CPU (model, instruction set, native bfloat16 or not) or the
-GPU, and the settings that change which kernels run.
+GPU, and the settings that change which kernels run (torch's thread count: :func:`threads`).
 
 Every benchmark that compares bfloat16 with float32 first asks :func:`bf16_native`: on a CPU
 without native bfloat16 (AVX2 only, or AVX-512 capped by ``ONEDNN_MAX_CPU_ISA``) bf16 autocast
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ def bf16_native(device: torch.device | str = "cpu") -> bool:
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.get_device_capability(device) >= (8, 0)
     return device.type == "cpu" and cpu_bf16_native()
+
+
+@contextmanager
+def threads(count: int) -> Iterator[None]:
+    """Temporarily run torch on ``count`` intra-op threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _cpuinfo_field(key: str) -> str | None:

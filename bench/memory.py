@@ -17,6 +17,7 @@ fit.
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -25,17 +26,24 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import BenchResult, Target, peak_rss_bytes, run_and_report
+from bench.cli import run_and_report
+from bench.report import BenchResult, Target
 
 SCALE = 4
 LIMIT_GB = 3.0
 GB = 1e9
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set size so far (``ru_maxrss`` is in KiB on Linux)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
 def _input_image(side: int):
     from PIL import Image
 
-    from bench.common import photo
+    from bench.photos import photo
     from nie_core.data.images import to_tensor
 
     image = Image.fromarray(photo("astronaut.png")).resize((side, side), Image.Resampling.LANCZOS)

@@ -1,4 +1,5 @@
-"""Benchmark results: targets, tables and the JSON/Markdown files each benchmark writes."""
+"""Benchmark results: targets, tables, and the JSON/Markdown files each benchmark writes and the
+folder they go to."""
 
 from __future__ import annotations
 
@@ -103,6 +104,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> lis
     lines = ["| " + " | ".join(map(cell, headers)) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
     return lines
+
+
+def results_dir(out: Path | None, quick: bool) -> Path:
+    """Where results go: ``out`` if given, else the committed folder (a quick run's results
+    go to a temporary folder instead, so they never replace the committed ones)."""
+    if out is not None:
+        return out
+    return QUICK_RESULTS_DIR if quick else RESULTS_DIR
 
 
 def write_result(result: BenchResult, out_dir: Path = RESULTS_DIR) -> tuple[Path, Path]:

@@ -30,9 +30,8 @@ from typing import Any
 
 import torch
 
-from bench.common import RESULTS_DIR, markdown_table, results_dir
 from bench.machine import NO_CUDA, device_line, machine_info, machine_line
-from bench.report import target_cells
+from bench.report import RESULTS_DIR, markdown_table, results_dir, target_cells
 
 BENCHMARKS = ("inference", "training", "memory", "data", "serve")
 CUDA_BENCHMARKS = ("gpu",)

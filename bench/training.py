@@ -21,17 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import (
-    BenchResult,
-    Target,
-    conv_flops,
-    matmul_candidates,
-    photo,
-    run_and_report,
-    time_interleaved,
-    unsettled_note,
-)
+from bench.cli import run_and_report
+from bench.flops import conv_flops, matmul_candidates
 from bench.machine import NO_BF16, NOT_APPLICABLE_NO_BF16, bf16_native
+from bench.photos import photo
+from bench.report import BenchResult, Target
+from bench.timing import time_interleaved, unsettled_note
 from nie_core.data.images import to_tensor
 from nie_core.losses import HybridLoss
 from nie_core.models import create_model

@@ -9,17 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.common import (
-    BenchResult,
-    Target,
-    conv_flops,
-    markdown_table,
-    matmul_candidates,
-    time_interleaved,
-    write_result,
-)
-from bench.inference import bilinear_like_weights_
+from bench.bilinear_weights import bilinear_like_weights_
+from bench.flops import conv_flops, matmul_candidates
+from bench.report import BenchResult, Target, markdown_table, write_result
 from bench.run_all import summary_markdown
+from bench.timing import time_interleaved
 from nie_core.models import create_model
 
 
@@ -249,7 +243,7 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path) -> None:
 
 def test_balanced_timing_repeats_fast_candidates_within_a_turn(monkeypatch) -> None:
     clock = [0.0]
-    monkeypatch.setattr("bench.common.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("bench.timing.time.perf_counter", lambda: clock[0])
     calls = {"slow": 0, "fast": 0}
 
     def work(name: str, seconds: float):
@@ -268,7 +262,7 @@ def test_balanced_timing_repeats_fast_candidates_within_a_turn(monkeypatch) -> N
 
 def test_more_rounds_run_until_the_minimum_settles_or_time_runs_out(monkeypatch) -> None:
     clock = [0.0]
-    monkeypatch.setattr("bench.common.time.perf_counter", lambda: clock[0])
+    monkeypatch.setattr("bench.timing.time.perf_counter", lambda: clock[0])
 
     def taking(seconds: list[float]):
         durations = iter(seconds)
