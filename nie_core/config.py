@@ -6,7 +6,9 @@ and ``dict[str, ...]``. A YAML file mirrors the dataclass: one mapping level per
 dataclass. Overrides are ``"dotted.key=value"`` strings whose value is read as YAML, so
 ``train.lr=1e-3``, ``model.scales=[2,3]`` and ``run_name=null`` all work. Every value is checked
 against the field's annotation, and every mistake raises :class:`ConfigError` naming the full
-dotted key.
+dotted key. A key a class no longer has can be listed in its ``REMOVED_KEYS`` class attribute
+(name -> what replaces it): setting it is an error saying so, and an off value (``null``, 0,
+``false``: what older saved configs hold) is ignored.
 """
 
 from __future__ import annotations
@@ -179,6 +181,9 @@ def _check_override_key(cls: type, parts: list[str], override: str) -> None:
         dataclass_type = _dataclass_in(annotation)
         if dataclass_type is not None:
             field_types = _field_types(dataclass_type)
+            if part in _removed_keys(dataclass_type):
+                raise ConfigError(f"override {override!r}: " + _removed_key_message(
+                    dataclass_type, parent, part))  # fmt: skip
             if part not in field_types:
                 raise ConfigError(
                     f"override {override!r}: " + _unknown_key_message(parent, part, field_types)
@@ -242,6 +247,16 @@ def _unknown_key_message(prefix: str, name: str, known: Iterable[str]) -> str:
     return message + f" (keys at {where}: {', '.join(known)})"
 
 
+def _removed_keys(cls: type) -> Mapping[str, str]:
+    """Keys that config class ``cls`` no longer has, with what replaces them: a class may list
+    them as ``REMOVED_KEYS = {"name": "what to use instead"}`` (not a field)."""
+    return getattr(cls, "REMOVED_KEYS", {})
+
+
+def _removed_key_message(cls: type, prefix: str, name: str) -> str:
+    return f"config key '{_join(prefix, name)}' was removed: {_removed_keys(cls)[name]}"
+
+
 def _field_default(field: dataclasses.Field[Any]) -> Any:
     if field.default is not dataclasses.MISSING:
         return field.default
@@ -256,7 +271,12 @@ def _build_dataclass(cls: type, data: Any, prefix: str, base: Any) -> Any:
     if not isinstance(data, Mapping):
         raise _type_error(prefix or "<root>", cls, data)
     field_types = _field_types(cls)
+    removed = _removed_keys(cls)
     for name in data:
+        if name in removed:
+            if not data[name]:  # off (null, 0, false), as older versions saved it: harmless
+                continue
+            raise ConfigError(_removed_key_message(cls, prefix, str(name)))
         if name not in field_types:
             raise ConfigError(_unknown_key_message(prefix, str(name), field_types))
 

@@ -24,6 +24,8 @@ import torch
 from nie_core.checkpoint import load_checkpoint, save_checkpoint, write_resolved_config
 from nie_core.inference import fast_path_supported
 
+from .fault_injection import NO_FAULTS, Faults
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -233,23 +235,6 @@ def report(
         ray.train.report(dict(metrics), checkpoint=Checkpoint.from_directory(tmp))
 
 
-def maybe_inject_failure(
-    env: WorkerEnv, global_step: int, fail_after_step: int | None, marker_dir: Path
-) -> None:
-    """Testing aid: crash rank 0 once when ``global_step`` reaches ``fail_after_step``.
-
-    A marker file in the run folder makes the crash happen only on the first attempt.
-    """
-    if fail_after_step is None or env.rank != 0 or global_step != fail_after_step:
-        return
-    marker = marker_dir / "injected_failure.done"
-    if marker.exists():
-        return
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(global_step))
-    raise RuntimeError(f"injected worker failure at step {global_step} (run.fail_after_step)")
-
-
 # What the epoch line shows when present (every metric is in MLflow): the loss, the model
 # against bicubic, the scorer's view; the NIMA job's validation EMD and correlations.
 PROGRESS_METRICS = ("train_loss", "val_psnr_y", "bicubic_psnr_y", "val_nima_mean",
@@ -376,11 +361,13 @@ def run_job(
     registered: str | None,
     tags: Mapping[str, str],
     callbacks: list | None = None,
+    faults: Faults = NO_FAULTS,
 ) -> TrainResult:
     """Open (or resume) the MLflow run, fit on Ray Train, then log and register the best model.
 
     ``cfg`` is a resolved job config with ``run``, ``scaling`` and ``tracking`` sections.
-    ``callbacks`` go to the trainer's ``RunConfig`` (a Tune trial passes its report callback).
+    ``callbacks`` go to the trainer's ``RunConfig`` (a Tune trial passes its report callback);
+    ``faults`` reach the workers as ``loop_config["faults"]`` (NIE's own tests only).
     """
     import nie_tracking as tracking
     from nie_core.checkpoint import load_model
@@ -393,7 +380,7 @@ def run_job(
     )  # fmt: skip
     print(f"[nie] run {cfg.run.name!r}: MLflow run {run_id} at {uri}", file=sys.stderr)
     loop_config = {"job": job_dict, "mlflow_run_id": run_id, "tracking_uri": uri,
-                   "run_dir": str(folder)}  # fmt: skip
+                   "run_dir": str(folder), "faults": faults.to_dict()}  # fmt: skip
     try:  # connecting to Ray is inside: a run whose cluster cannot be reached is FAILED too
         ensure_ray()
         result = fit(loop, loop_config, cfg.run, cfg.scaling, cfg.run.name, callbacks)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
+
+from .fault_injection import REMOVED as _TESTS_ONLY
 
 RECIPES = Path(__file__).resolve().parent / "recipes"  # the bundled YAML recipes
 
@@ -41,8 +43,8 @@ class RunSettings:
     seed: int = 0  # base seed; worker r uses seed + r
     fast: Literal["auto", "on", "off"] = "auto"  # bf16 autocast + channels_last where supported
     num_data_workers: int = 0  # DataLoader processes per Train worker (0: load in-process)
-    fail_after_step: int | None = None  # testing aid: crash rank 0 once at this global step
     progress: bool = True  # print a progress line per epoch (step rate, ETA)
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {"fail_after_step": _TESTS_ONLY}
 
 
 @dataclass(frozen=True)
@@ -200,4 +202,4 @@ class TuneJobConfig:
     name: str = ""  # sweep name; rerunning with the same name resumes. "" derives one
     storage_path: str = "runs/tune"  # the sweep lives in storage_path/name
     experiment: str = "nie-tune"  # MLflow experiment of the parent run and its trial runs
-    fail_first_trials: int = 0  # testing aid: the first N trials to start crash once
+    REMOVED_KEYS: ClassVar[dict[str, str]] = {"fail_first_trials": _TESTS_ONLY}

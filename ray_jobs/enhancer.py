@@ -27,6 +27,7 @@ from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag, load_zoo_uri, parse_zoo_
 
 from . import common
 from .config import EnhancerJobConfig
+from .fault_injection import NO_FAULTS, Faults, crash_once_at_step
 
 MDSR_NAMES = ("mdsr", "mdsr_baseline")
 
@@ -298,6 +299,7 @@ def train_loop(config: dict) -> dict:
     from torch.utils.data import DataLoader
 
     cfg = config_from_dict(EnhancerJobConfig, config["job"])
+    faults = Faults.from_dict(config.get("faults"))
     run_id, uri, run_folder = (
         config["mlflow_run_id"],
         config["tracking_uri"],
@@ -400,7 +402,7 @@ def train_loop(config: dict) -> dict:
             sums["loss"] += parts.total.detach()
             sums["pixel"] += parts.pixel.detach()
             sums["aesthetic"] += parts.aesthetic.detach()
-            common.maybe_inject_failure(env, global_step, cfg.run.fail_after_step, run_folder)
+            crash_once_at_step(env.rank, global_step, faults, run_folder)
             every = cfg.run.validate_every_steps
             if every and global_step % every == 0 and global_step % steps_per_epoch != 0:
                 mid = validate(
@@ -465,13 +467,15 @@ def train_loop(config: dict) -> dict:
 # --------------------------------------------------------------------------- driver
 
 
-def train_enhancer(cfg: EnhancerJobConfig, callbacks: list | None = None) -> common.TrainResult:
+def train_enhancer(
+    cfg: EnhancerJobConfig, callbacks: list | None = None, *, faults: Faults = NO_FAULTS
+) -> common.TrainResult:
     """Train an enhancer on Ray Train and track it in MLflow; see the module docstring.
 
     Checks the config, data and scorer before starting any worker. Rerunning with the same
     ``run.name`` resumes from the latest checkpoint and continues the same MLflow run.
     ``callbacks``: Ray Train callbacks for the trainer's ``RunConfig`` (e.g. Tune's
-    ``TuneReportCallback`` when the job runs as a Tune trial).
+    ``TuneReportCallback`` when the job runs as a Tune trial). ``faults``: NIE's tests only.
     """
     cfg = resolve(cfg)
     check(cfg)
@@ -487,4 +491,5 @@ def train_enhancer(cfg: EnhancerJobConfig, callbacks: list | None = None) -> com
             "nie.gamma": str(cfg.loss.gamma),
         },
         callbacks=callbacks,
+        faults=faults,
     )

@@ -25,6 +25,7 @@ from nie_core.models.nima import BACKBONES
 
 from . import common
 from .config import NimaJobConfig
+from .fault_injection import NO_FAULTS, Faults, crash_once_at_step
 
 
 def resolve(cfg: NimaJobConfig) -> NimaJobConfig:
@@ -157,6 +158,7 @@ def train_loop(config: dict) -> dict:
     from torch.utils.data import DataLoader
 
     cfg = config_from_dict(NimaJobConfig, config["job"])
+    faults = Faults.from_dict(config.get("faults"))
     run_id, uri, run_folder = (
         config["mlflow_run_id"],
         config["tracking_uri"],
@@ -220,7 +222,7 @@ def train_loop(config: dict) -> dict:
             optimizer.step()
             global_step += 1
             loss_sum += loss.item()
-            common.maybe_inject_failure(env, global_step, cfg.run.fail_after_step, run_folder)
+            crash_once_at_step(env.rank, global_step, faults, run_folder)
         scheduler.step()
         train_seconds += time.monotonic() - epoch_start
         val = validate(
@@ -259,8 +261,9 @@ def train_loop(config: dict) -> dict:
     return metrics
 
 
-def train_nima(cfg: NimaJobConfig) -> common.TrainResult:
-    """Train NIMA on Ray Train and track it in MLflow (resumable by ``run.name``)."""
+def train_nima(cfg: NimaJobConfig, *, faults: Faults = NO_FAULTS) -> common.TrainResult:
+    """Train NIMA on Ray Train and track it in MLflow (resumable by ``run.name``).
+    ``faults``: NIE's tests only."""
     cfg = resolve(cfg)
     check(cfg)
     return common.run_job(
@@ -269,4 +272,5 @@ def train_nima(cfg: NimaJobConfig) -> common.TrainResult:
         job_dict=config_to_dict(cfg),
         registered=registered_name(cfg) if cfg.tracking.register else None,
         tags={"nie.job": "nima", "nie.backbone": cfg.model.backbone},
+        faults=faults,
     )

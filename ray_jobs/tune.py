@@ -45,6 +45,7 @@ from nie_core.config import ConfigError, config_from_dict, config_to_dict, load_
 from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag
 
 from .config import EnhancerJobConfig, TuneJobConfig
+from .fault_injection import NO_FAULTS, Faults, trial_faults
 from .pareto import pareto_mask, weighted_sum
 
 DEFAULT_SPACE: dict[str, dict[str, list]] = {
@@ -288,7 +289,6 @@ def check(cfg: TuneJobConfig) -> dict[str, tuple[str, list]]:
         ("max_concurrent_trials", cfg.max_concurrent_trials, 1),
         ("asha_grace_epochs", cfg.asha_grace_epochs, 1),
         ("asha_reduction_factor", cfg.asha_reduction_factor, 2),
-        ("fail_first_trials", cfg.fail_first_trials, 0),
     ):
         if value is not None and value < low:
             raise ValueError(f"{name} must be >= {low}, got {value}")
@@ -327,6 +327,10 @@ def _check_same_sweep(sweep_dir: Path, cfg: TuneJobConfig) -> None:
         stored_file.write_text(yaml.safe_dump(current, sort_keys=False), encoding="utf-8")
         return
     stored = yaml.safe_load(stored_file.read_text(encoding="utf-8")) or {}
+    try:  # in today's form (keys an older version saved, and has since removed, drop out)
+        stored = config_to_dict(config_from_dict(TuneJobConfig, stored))
+    except ConfigError:
+        pass  # compared as written: the difference names the keys
     old, new = tracking.flatten(stored), tracking.flatten(current)
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
@@ -415,24 +419,6 @@ class CooperativeASHA(ASHAScheduler):
         return TrialScheduler.CONTINUE
 
 
-def _claims_injected_failure(folder: Path, trial_name: str, slots: int) -> bool:
-    """Testing aid: whether this trial holds one of ``slots`` crash slots (first come, first
-    served; a slot file is created atomically and names its trial, so a retry keeps it)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(slots):
-        slot = folder / f"slot_{i}"
-        try:
-            fd = os.open(slot, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            if slot.read_text().strip() == trial_name:
-                return True
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(trial_name)
-        return True
-    return False
-
-
 def trial_job(sweep: Mapping[str, Any], params: Mapping[str, Any], trial_name: str) -> dict:
     """The enhancer job of one trial, as a config dict: the base job, the sampled ``params``,
     absolute paths, and the run/tracking settings of a nested, unregistered trial run."""
@@ -468,12 +454,10 @@ def run_trial(params: dict, sweep: dict) -> None:
 
     trial_name = f"trial_{tune.get_context().get_trial_id()}"
     job = trial_job(sweep, params, trial_name)
-    if sweep["fail_first_trials"]:
-        slots = Path(sweep["sweep_dir"]) / "injected_failures"
-        crash = _claims_injected_failure(slots, trial_name, sweep["fail_first_trials"])
-        job["run"]["fail_after_step"] = (job["run"]["fail_after_step"] or 1) if crash else None
-        if crash:
-            job["run"]["max_failures"] = 0
+    slots = Path(sweep["sweep_dir"]) / "injected_failures"
+    faults = trial_faults(Faults.from_dict(sweep["faults"]), slots, trial_name)
+    if faults.fail_after_step is not None:
+        job["run"]["max_failures"] = 0  # the crash reaches Tune, which retries the trial
     cfg = config_from_dict(EnhancerJobConfig, job)
     run_folder = Path(sweep["train_dir"]) / trial_name
     stop_marker = run_folder / STOP_MARKER
@@ -484,7 +468,7 @@ def run_trial(params: dict, sweep: dict) -> None:
         stop_marker=str(stop_marker),
     )
     try:
-        train_enhancer(cfg, callbacks=[callback])
+        train_enhancer(cfg, callbacks=[callback], faults=faults)
     except Exception:
         if not stop_marker.exists():
             raise
@@ -596,7 +580,7 @@ def write_best_config(
     job = config_to_dict(cfg.job)
     for key in space_keys:
         set_dotted(job, key, row[key])
-    job["run"].update(name=f"{cfg.name}-best", fail_after_step=None)
+    job["run"].update(name=f"{cfg.name}-best")
     job["tracking"]["parent_run_id"] = None
     best = config_from_dict(EnhancerJobConfig, job)  # checks that it loads back
     header = (
@@ -698,12 +682,13 @@ def _write_plots(
     return pareto_plot, gamma_plot
 
 
-def run_tune(cfg: TuneJobConfig) -> TuneResult:
+def run_tune(cfg: TuneJobConfig, *, faults: Faults = NO_FAULTS) -> TuneResult:
     """Run (or resume) a sweep; see the module docstring.
 
     Checks the space, the objectives and the job before starting any trial. Returns when every
     trial has ended; trials that failed are listed in ``TuneResult.errored`` (rerunning the same
     config resumes them). Raises ``ValueError`` when no trial reports the objective.
+    ``faults``: NIE's tests only (crash the first trials once).
     """
     from .common import ensure_ray
 
@@ -730,7 +715,7 @@ def run_tune(cfg: TuneJobConfig) -> TuneResult:
         "experiment": cfg.experiment,
         "parent_run_id": parent,
         "weights": weights,
-        "fail_first_trials": cfg.fail_first_trials,
+        "faults": faults.to_dict(),
         "decisions_dir": str(sweep_dir / "asha_decisions") if cfg.strategy == "asha" else None,
     }
     try:

@@ -15,6 +15,7 @@ import torch
 
 from nie_core.checkpoint import load_checkpoint, load_model
 from nie_core.models.edsr import EDSR
+from ray_jobs.fault_injection import Faults
 
 from .conftest import tiny_enhancer
 
@@ -122,10 +123,10 @@ def test_worker_crash_resumes_from_checkpoint_and_rerun_resumes(
     steps = 2
     cfg = tiny_enhancer(
         sample_data, tmp_path, mlflow_uri, "run.name=crashy", f"run.steps_per_epoch={steps}",
-        "run.epochs=3", "run.max_failures=1", f"run.fail_after_step={steps + 1}",
+        "run.epochs=3", "run.max_failures=1",
         "tracking.register=false",
     )  # fmt: skip
-    result = train_enhancer(cfg)
+    result = train_enhancer(cfg, faults=Faults(fail_after_step=steps + 1))
     assert (tmp_path / "runs" / "crashy" / "injected_failure.done").exists()
     assert result.metrics["global_step"] == 3 * steps
     # The attempt that finished started from the epoch-1 checkpoint.
