@@ -8,7 +8,8 @@ A model *source* is one of
   ``zoo:edsr_baseline-x2@nie-photos``;
 - ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``models:/NAME/latest`` in the MLflow model
   registry (the training jobs log models with ``serialization_format="pickle"``, so the loaded
-  module takes any batch and image size);
+  module takes any batch and image size); :func:`registered_run_model` names the version a run
+  registered;
 - with ``allow_untrained`` only: a ``nie_core.models`` architecture built with random weights.
 
 A source that cannot be found is a :class:`ModelUnavailableError` that says what to do, unless
@@ -39,6 +40,7 @@ __all__ = [
     "ResolvedSource",
     "load_enhancer",
     "load_scorer",
+    "registered_run_model",
     "resolve_source",
 ]
 
@@ -170,6 +172,20 @@ def load_scorer(
     return LoadedModel(module, "nima", (), "assess", source, origin, trained, _fingerprint(module))
 
 
+def registered_run_model(run_id: str, tracking_uri: str | None = None) -> str:
+    """The source ``models:/NAME/VERSION`` of the newest model version that MLflow run ``run_id``
+    registered (the training jobs register their best model).
+
+    Raises :class:`ModelUnavailableError` when the run registered none.
+    """
+    client, uri = _registry_client(tracking_uri, f"run {run_id}")
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    if not versions:
+        raise ModelUnavailableError(f"run {run_id} registered no model in {uri}")
+    newest = max(versions, key=lambda v: int(v.version))
+    return f"{REGISTRY_PREFIX}{newest.name}/{newest.version}"
+
+
 # --------------------------------------------------------------------------- internals
 
 
@@ -219,13 +235,9 @@ def _resolve_registry(source: str, tracking_uri: str | None) -> ResolvedSource:
     """``models:/NAME@ALIAS`` | ``models:/NAME/VERSION`` | ``models:/NAME/latest`` ->
     the concrete ``models:/NAME/VERSION`` and its run's task."""
     from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
 
     rest = source[len(REGISTRY_PREFIX) :]
-    uri = resolve_tracking_uri(tracking_uri)
-    if missing_sqlite_store(uri) is not None:
-        raise ModelUnavailableError(f"{source}: there is no MLflow store at {uri}")
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client, uri = _registry_client(tracking_uri, source)
     try:
         if "@" in rest:
             name, alias = rest.split("@", 1)
@@ -260,6 +272,17 @@ def _resolve_registry(source: str, tracking_uri: str | None) -> ResolvedSource:
     return ResolvedSource(
         source, "registry", f"models:/{version.name}/{version.version}", task, version.run_id
     )
+
+
+def _registry_client(tracking_uri: str | None, what: str) -> tuple[Any, str]:
+    """(``MlflowClient`` on the store and its registry, the resolved URI); refuses a local store
+    that does not exist (asking would create it), naming ``what`` was looked up."""
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    if missing_sqlite_store(uri) is not None:
+        raise ModelUnavailableError(f"{what}: there is no MLflow store at {uri}")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri), uri
 
 
 def _load_registered(location: str, tracking_uri: str | None) -> nn.Module:

@@ -51,7 +51,8 @@ def _label(key: str) -> str:
     return AXIS_LABELS.get(key, key)
 
 
-def _new_figure(size: tuple[float, float]):
+def new_figure(size: tuple[float, float]):
+    """A matplotlib ``Figure`` of ``size`` inches on the Agg canvas (pyplot is not touched)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -60,10 +61,11 @@ def _new_figure(size: tuple[float, float]):
     return fig
 
 
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (a PNG), creating its folder; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
@@ -98,7 +100,7 @@ def plot_pareto(
     else:
         on_front = [_truthy(r.get(front_by)) for r in rows]
 
-    fig = _new_figure((6.4, 4.8))
+    fig = new_figure((6.4, 4.8))
     ax = fig.add_subplot()
     colors = [_number(r.get(color_by)) for r in rows] if color_by else []
     if color_by and all(c is not None for c in colors):
@@ -124,7 +126,7 @@ def plot_pareto(
     ax.set_title(title or "Fidelity vs aesthetics")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metric_by_param(
@@ -154,7 +156,7 @@ def plot_metric_by_param(
         key = r.get(group_by) if group_by else None
         groups.setdefault(key, []).append((_number(r[param]), _number(r[metric])))
 
-    fig = _new_figure((6.4, 4.2))
+    fig = new_figure((6.4, 4.2))
     ax = fig.add_subplot()
     for key, pairs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         label = f"{group_by}={key}" if group_by else "mean"
@@ -175,4 +177,4 @@ def plot_metric_by_param(
     ax.set_title(title or f"{_label(metric)} by {param}")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

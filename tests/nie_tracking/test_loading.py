@@ -9,7 +9,13 @@ import torch
 
 from nie_core.checkpoint import load_model
 from nie_core.inference import enhance
-from nie_tracking.loading import ModelUnavailableError, load_enhancer, load_scorer, resolve_source
+from nie_tracking.loading import (
+    ModelUnavailableError,
+    load_enhancer,
+    load_scorer,
+    registered_run_model,
+    resolve_source,
+)
 
 
 def test_checkpoint_enhancers_report_kind_scales_and_task(tiny_checkpoints) -> None:
@@ -99,6 +105,10 @@ def test_registry_sources_load_the_logged_model(tmp_path: Path, tiny_checkpoints
         uri, run.info.run_id, original, "tiny-edsr", alias="champion"
     )
     assert version == "1"
+    assert registered_run_model(run.info.run_id, uri) == "models:/tiny-edsr/1"
+    bare = tracking.client(uri).create_run(experiment).info.run_id
+    with pytest.raises(ModelUnavailableError, match="registered no model"):
+        registered_run_model(bare, uri)
 
     for source in ("models:/tiny-edsr@champion", "models:/tiny-edsr/1", "models:/tiny-edsr/latest"):
         resolved = resolve_source(source, uri)
