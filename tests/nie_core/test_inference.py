@@ -275,10 +275,10 @@ def test_cpu_fast_path_follows_the_onednn_isa_cap(
 ) -> None:
     """An AVX-512 BF16 + AMX CPU capped by ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16 computes bf16
     like an AVX2-only one (emulated): no fast path there. (The CPU's flags are stood in for.)"""
-    import nie_core.inference as inference
+    from nie_core.inference import fast_path
 
     flags = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    monkeypatch.setattr(inference, "_proc_cpuinfo_flags", lambda: flags)
+    monkeypatch.setattr(fast_path, "_proc_cpuinfo_flags", lambda: flags)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.delenv("NIE_FAST_PATH", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
@@ -286,21 +286,21 @@ def test_cpu_fast_path_follows_the_onednn_isa_cap(
         monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     else:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
-    assert inference.cpu_bf16_native() is native
+    assert fast_path.cpu_bf16_native() is native
     assert fast_path_supported("cpu") is native
-    assert ("amx_bf16" in inference._cpu_flags()) is (cap in (None, "AVX512_CORE_AMX", "ALL"))
-    assert "avx2" in inference._cpu_flags()  # only bf16 flags are capped away
+    assert ("amx_bf16" in fast_path._cpu_flags()) is (cap in (None, "AVX512_CORE_AMX", "ALL"))
+    assert "avx2" in fast_path._cpu_flags()  # only bf16 flags are capped away
     monkeypatch.setenv("NIE_FAST_PATH", "off")
     assert fast_path_supported("cpu") is False
 
 
 def test_cpu_without_bf16_flags_has_no_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nie_core.inference as inference
+    from nie_core.inference import fast_path
 
-    monkeypatch.setattr(inference, "_proc_cpuinfo_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(fast_path, "_proc_cpuinfo_flags", lambda: frozenset({"avx2", "fma"}))
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("NIE_FAST_PATH", raising=False)
-    assert fast_path_supported("cpu") is False and inference.cpu_bf16_native() is False
+    assert fast_path_supported("cpu") is False and fast_path.cpu_bf16_native() is False
 
 
 def test_score_resizes_with_antialiasing() -> None:

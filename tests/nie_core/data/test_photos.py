@@ -139,7 +139,7 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
 
 
 def test_missing_packages_without_apt_name_the_command(tmp_path, monkeypatch):
-    monkeypatch.setattr("nie_core.data.photos.shutil.which", lambda name: None)
+    monkeypatch.setattr("nie_core.data.photos.sources.shutil.which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="apt-get download lomiri-wallpapers"):
         build_photo_set(tmp_path / "out", sources_dir=tmp_path / "debs", log=None)
 
@@ -173,4 +173,4 @@ def test_cli_parses_photos_action():
         96,
         True,
     )
-    assert args.valid_fraction is None and args.handler.__name__ == "_run_photos"
+    assert args.valid_fraction is None and args.handler.__qualname__ == "nie_cli.data.run_photos"

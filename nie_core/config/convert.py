@@ -1,14 +1,13 @@
-"""Typed configuration: frozen dataclasses filled from YAML files and dotted overrides.
+"""The strict converter: plain data checked against a config dataclass's annotations, and back.
 
 A config class is a (frozen) dataclass whose fields may be other dataclasses, ``bool``, ``int``,
 ``float``, ``str``, ``Path``, ``Literal[...]``, ``X | None``, unions, ``tuple[...]``, ``list[...]``
-and ``dict[str, ...]``. A YAML file mirrors the dataclass: one mapping level per nested
-dataclass. Overrides are ``"dotted.key=value"`` strings whose value is read as YAML, so
-``train.lr=1e-3``, ``model.scales=[2,3]`` and ``run_name=null`` all work. Every value is checked
-against the field's annotation, and every mistake raises :class:`ConfigError` naming the full
-dotted key. A key a class no longer has can be listed in its ``REMOVED_KEYS`` class attribute
-(name -> what replaces it): setting it is an error saying so, and an off value (``null``, 0,
-``false``: what older saved configs hold) is ignored.
+and ``dict[str, ...]``. :func:`build_dataclass` checks every value against its field's annotation
+(no silent coercion beyond lists to tuples, ints to floats and strings to paths) and raises
+:class:`ConfigError` naming the full dotted key, with close-match suggestions for unknown keys. A
+key a class no longer has can be listed in its ``REMOVED_KEYS`` class attribute (name -> what
+replaces it): setting it is an error saying so, and an off value (``null``, 0, ``false``: what
+older saved configs hold) is ignored. :func:`to_plain` is the way back, to YAML-ready data.
 """
 
 from __future__ import annotations
@@ -17,36 +16,20 @@ import dataclasses
 import difflib
 import functools
 import os
-import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
-__all__ = ["ConfigError", "config_from_dict", "config_to_dict", "load_config", "save_config"]
-
-ConfigT = TypeVar("ConfigT")
+__all__ = ["ConfigError", "OverrideScalar", "build_dataclass", "check_key_path", "to_plain"]
 
 
 class ConfigError(ValueError):
     """A config file, mapping or override does not fit the config dataclass."""
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 does."""
-
-
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
-
 @dataclasses.dataclass(frozen=True)
-class _OverrideScalar:
+class OverrideScalar:
     """An override value that YAML read as a non-string scalar, kept with its original text.
 
     ``name=yes`` parses to ``True``; when the field is a ``str`` the text ``"yes"`` is used.
@@ -57,151 +40,6 @@ class _OverrideScalar:
 
 
 _NO_VALUE = object()
-
-
-def load_config(
-    cls: type[ConfigT],
-    path: str | os.PathLike[str] | None = None,
-    overrides: Iterable[str] | None = (),
-) -> ConfigT:
-    """Build ``cls`` from an optional YAML file, then apply ``"dotted.key=value"`` overrides.
-
-    Fields missing from the file keep their dataclass defaults. Raises :class:`ConfigError` for
-    a missing or malformed file, malformed overrides, unknown keys (with close-match
-    suggestions), missing required fields and values of the wrong type.
-    """
-    data = _read_yaml_mapping(Path(path)) if path is not None else {}
-    return config_from_dict(cls, data, overrides)
-
-
-def config_from_dict(
-    cls: type[ConfigT], data: Mapping[str, Any], overrides: Iterable[str] | None = ()
-) -> ConfigT:
-    """Build ``cls`` from a plain nested mapping (as made by :func:`config_to_dict`).
-
-    ``overrides`` are applied on top, as in :func:`load_config`; ``data`` is not modified.
-    """
-    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-        raise ConfigError(f"config class must be a dataclass, got {cls!r}")
-    if isinstance(overrides, str):
-        raise ConfigError(
-            f"overrides must be a list of 'key=value' strings, got the str {overrides!r}"
-        )
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"config data must be a mapping, got {type(data).__name__}")
-    merged = _deep_copy_mappings(data)
-    for override in overrides or ():
-        _apply_override(cls, merged, override)
-    return _build_dataclass(cls, merged, prefix="", base=None)
-
-
-def config_to_dict(cfg: Any) -> dict[str, Any]:
-    """Convert a config dataclass instance (or a mapping) to plain dicts, lists and scalars.
-
-    Tuples become lists and paths become strings, so the result can be written as YAML and read
-    back with :func:`config_from_dict` or :func:`load_config` to an equal config.
-    """
-    is_instance = dataclasses.is_dataclass(cfg) and not isinstance(cfg, type)
-    if not (is_instance or isinstance(cfg, Mapping)):
-        raise ConfigError(
-            f"expected a config dataclass instance or a mapping, got {type(cfg).__name__}"
-        )
-    return _to_plain(cfg)
-
-
-def save_config(cfg: Any, path: str | os.PathLike[str]) -> Path:
-    """Write ``cfg`` as YAML (field order kept) to ``path``, creating parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"config file not found: '{path}'")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YamlLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {error}") from error
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"config file '{path}' must hold a mapping at the top level, got {type(data).__name__}"
-        )
-    return data
-
-
-def _deep_copy_mappings(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: _deep_copy_mappings(value) if isinstance(value, Mapping) else value
-        for key, value in data.items()
-    }
-
-
-def _apply_override(cls: type, data: dict[str, Any], override: str) -> None:
-    """Parse ``"a.b.c=value"`` and write the value into the nested ``data`` mapping."""
-    if not isinstance(override, str) or "=" not in override:
-        raise ConfigError(f"malformed override {override!r}: expected 'dotted.key=value'")
-    key, _, text = override.partition("=")
-    parts = key.strip().split(".")
-    if any(not part for part in parts):
-        raise ConfigError(f"malformed override {override!r}: the key has an empty part")
-    _check_override_key(cls, parts, override)
-    try:
-        parsed = yaml.load(text, Loader=_YamlLoader)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override {override!r}: the value is not valid YAML: {error}") from error
-    value = (
-        parsed if isinstance(parsed, (str, dict, list)) else _OverrideScalar(text.strip(), parsed)
-    )
-
-    node = data
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            dotted = ".".join(parts[: depth + 1])
-            raise ConfigError(f"override {override!r}: '{dotted}' is {child!r}, not a mapping")
-        node = child
-    node[parts[-1]] = value
-
-
-def _check_override_key(cls: type, parts: list[str], override: str) -> None:
-    """Walk the annotations along ``parts`` so that a misspelt override fails before merging."""
-    annotation: Any = cls
-    for depth, part in enumerate(parts):
-        parent = ".".join(parts[:depth])
-        dataclass_type = _dataclass_in(annotation)
-        if dataclass_type is not None:
-            field_types = _field_types(dataclass_type)
-            if part in _removed_keys(dataclass_type):
-                raise ConfigError(f"override {override!r}: " + _removed_key_message(
-                    dataclass_type, parent, part))  # fmt: skip
-            if part not in field_types:
-                raise ConfigError(
-                    f"override {override!r}: " + _unknown_key_message(parent, part, field_types)
-                )
-            annotation = field_types[part]
-        elif annotation is Any:
-            return
-        elif _is_mapping_annotation(_strip_optional(annotation)):
-            args = get_args(_strip_optional(annotation))
-            annotation = args[1] if len(args) == 2 else Any
-        else:
-            raise ConfigError(
-                f"override {override!r}: '{parent}' has type {_describe(annotation)}, "
-                f"it has no key '{part}'"
-            )
-
-
-# --------------------------------------------------------------------------- building
 
 
 @functools.cache
@@ -265,7 +103,7 @@ def _field_default(field: dataclasses.Field[Any]) -> Any:
     return _NO_VALUE
 
 
-def _build_dataclass(cls: type, data: Any, prefix: str, base: Any) -> Any:
+def build_dataclass(cls: type, data: Any, prefix: str, base: Any) -> Any:
     """Instantiate dataclass ``cls`` from mapping ``data``; unset fields come from ``base``
     (an instance of ``cls``) or else from the field defaults."""
     if not isinstance(data, Mapping):
@@ -299,9 +137,34 @@ def _build_dataclass(cls: type, data: Any, prefix: str, base: Any) -> Any:
         raise ConfigError(f"{prefix or cls.__name__}: {error}") from error
 
 
+def check_key_path(cls: type, parts: Sequence[str], context: str) -> None:
+    """Walk the annotations of ``cls`` along the dotted key ``parts``, so that a misspelt key
+    fails before anything is merged; every error message starts with ``context``."""
+    annotation: Any = cls
+    for depth, part in enumerate(parts):
+        parent = ".".join(parts[:depth])
+        dataclass_type = _dataclass_in(annotation)
+        if dataclass_type is not None:
+            field_types = _field_types(dataclass_type)
+            if part in _removed_keys(dataclass_type):
+                raise ConfigError(context + _removed_key_message(dataclass_type, parent, part))
+            if part not in field_types:
+                raise ConfigError(context + _unknown_key_message(parent, part, field_types))
+            annotation = field_types[part]
+        elif annotation is Any:
+            return
+        elif _is_mapping_annotation(_strip_optional(annotation)):
+            args = get_args(_strip_optional(annotation))
+            annotation = args[1] if len(args) == 2 else Any
+        else:
+            raise ConfigError(
+                f"{context}'{parent}' has type {_describe(annotation)}, it has no key '{part}'"
+            )
+
+
 def _convert(annotation: Any, value: Any, key: str, current: Any = _NO_VALUE) -> Any:
     """Check ``value`` against ``annotation`` and convert lists to tuples, ints to floats, etc."""
-    if isinstance(value, _OverrideScalar):
+    if isinstance(value, OverrideScalar):
         try:
             return _convert(annotation, value.parsed, key, current)
         except ConfigError as parsed_error:
@@ -329,7 +192,7 @@ def _convert(annotation: Any, value: Any, key: str, current: Any = _NO_VALUE) ->
         if isinstance(value, annotation):
             return value
         base = current if isinstance(current, annotation) else None
-        return _build_dataclass(annotation, value, key, base)
+        return build_dataclass(annotation, value, key, base)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -431,16 +294,15 @@ def _type_error(key: str, annotation: Any, value: Any) -> ConfigError:
     )
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def _to_plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """``value`` (a config dataclass, mapping, sequence or scalar) as plain dicts, lists and
+    scalars: tuples become lists and paths strings."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _to_plain(getattr(value, name)) for name in _field_types(type(value))}
+        return {name: to_plain(getattr(value, name)) for name in _field_types(type(value))}
     if isinstance(value, Mapping):
-        return {key: _to_plain(item) for key, item in value.items()}
+        return {key: to_plain(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_to_plain(item) for item in value]
+        return [to_plain(item) for item in value]
     if isinstance(value, Path):
         return str(value)
     return value
