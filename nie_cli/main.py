@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 EXAMPLES = """\
 examples:
@@ -43,6 +44,7 @@ def _entry(module: str, function: str) -> Callable[[argparse.Namespace], int | N
     def run(args: argparse.Namespace) -> int | None:
         return getattr(importlib.import_module(module), function)(args)
 
+    run.__qualname__ = f"{module}.{function}"  # what it runs, for messages and tests
     return run
 
 
@@ -56,44 +58,25 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_sample(args: argparse.Namespace) -> int:
-    from nie_core.data.sample import build_sample_data
-
-    paths = build_sample_data(args.out_dir, seed=args.seed, force=args.force)
-    print(f"sample data ready: DIV2K layout in {paths['div2k']}, AVA layout in {paths['ava']}")
-    print("note: the AVA ratings of the sample set are synthetic (from controlled degradations)")
-    return 0
-
-
-def _run_photos(args: argparse.Namespace) -> int:
-    from nie_core.data.photos import build_photo_set
-
-    summary = build_photo_set(
-        args.out_dir,
-        sources_dir=args.debs_dir,
-        hr_long_side=args.hr_long_side,
-        valid_fraction=args.valid_fraction,
-        seed=args.seed,
-        force=args.force,
-    )
-    print(
-        f"photo set ready: {summary['n_train']} train + {summary['n_valid']} valid photographs "
-        f"({summary['hr_pixels'] / 1e6:.1f} MP of HR) in the DIV2K layout in {summary['div2k']}; "
-        f"sources and licences in {summary['manifest']}"
-    )
-    return 0
+def _command(
+    parent: argparse._SubParsersAction, name: str, *, handler: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """Sub-command ``name`` of ``parent``, run by ``handler`` ("module:function", imported only
+    when the command runs)."""
+    command = parent.add_parser(name, formatter_class=_Formatter, **kwargs)
+    command.set_defaults(handler=_entry(*handler.split(":")))
+    return command
 
 
-def _run_ratings(args: argparse.Namespace) -> int:
-    from nie_core.data.quality_ratings import build_quality_ratings
-
-    paths = build_quality_ratings(
-        args.photos, args.out_dir, crop=args.crop, crops_per_photo=args.crops_per_photo,
-        seed=args.seed, force=args.force,
-    )  # fmt: skip
-    print(f"ratings ready: {paths['csv']} (validation rows in {paths['split_file']})")
-    print("note: these ratings are SYNTHETIC (set by the degradation), not human votes")
-    return 0
+def _data_action(
+    data_sub: argparse._SubParsersAction, name: str, help: str, out_help: str, seed_help: str
+) -> argparse.ArgumentParser:
+    """``nie data NAME DIR [--seed N] [--force]``, run by ``nie_cli.data.run_NAME``."""
+    action = _command(data_sub, name, help=help, handler=f"nie_cli.data:run_{name}")
+    action.add_argument("out_dir", metavar="DIR", help=out_help)
+    action.add_argument("--seed", type=int, default=0, help=seed_help)
+    action.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    return action
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,27 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    # nie data sample|photos DIR
+    # nie data sample|photos|ratings DIR
     data = sub.add_parser("data", help="build datasets", formatter_class=_Formatter)
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    sample = data_sub.add_parser(
-        "sample",
-        help="write the small DIV2K- and AVA-layout sample sets built from scikit-image photos",
-        formatter_class=_Formatter,
-    )
-    sample.add_argument("out_dir", metavar="DIR", help="where to write DIV2K/ and AVA/")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the synthetic ratings")
-    sample.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    sample.set_defaults(handler=_run_sample)
-
-    # nie data photos DIR
-    photos = data_sub.add_parser(
-        "photos",
-        help="write a DIV2K-layout set of real photographs (scikit-image + Debian's "
-        "lomiri-wallpapers packages, fetched with apt-get download)",
-        formatter_class=_Formatter,
-    )
-    photos.add_argument("out_dir", metavar="DIR", help="where to write DIV2K/ and manifest.json")
+    _data_action(
+        data_sub, "sample",
+        "write the small DIV2K- and AVA-layout sample sets built from scikit-image photos",
+        "where to write DIV2K/ and AVA/", "seed of the synthetic ratings",
+    )  # fmt: skip
+    photos = _data_action(
+        data_sub, "photos",
+        "write a DIV2K-layout set of real photographs (scikit-image + Debian's lomiri-wallpapers "
+        "packages, fetched with apt-get download)",
+        "where to write DIV2K/ and manifest.json", "offset of a fraction-based split",
+    )  # fmt: skip
     photos.add_argument(
         "--debs-dir",
         default="~/.cache/nie/debs",
@@ -143,72 +119,52 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="validate on every k-th photo (about this fraction); None: the curated choice",
     )
-    photos.add_argument("--seed", type=int, default=0, help="offset of a fraction-based split")
-    photos.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    photos.set_defaults(handler=_run_photos)
-
-    # nie data ratings DIR
-    ratings = data_sub.add_parser(
-        "ratings",
-        help="write SYNTHETIC technical-quality ratings (clean vs bicubic x2/x3/x4, blur, noise, "
+    ratings = _data_action(
+        data_sub, "ratings",
+        "write SYNTHETIC technical-quality ratings (clean vs bicubic x2/x3/x4, blur, noise, "
         "JPEG, contrast) of crops of a photo set, for training the zoo's NIMA",
-        formatter_class=_Formatter,
-    )
-    ratings.add_argument("out_dir", metavar="DIR", help="where to write ratings.csv and images/")
+        "where to write ratings.csv and images/", "seed of the crops and noise",
+    )  # fmt: skip
     ratings.add_argument(
         "--photos", default="data/photos/DIV2K", help="DIV2K-layout photo set (nie data photos)"
     )
     ratings.add_argument("--crop", type=int, default=168, help="side of the rated crops (px)")
     ratings.add_argument("--crops-per-photo", type=int, default=10, help="crops per photograph")
-    ratings.add_argument("--seed", type=int, default=0, help="seed of the crops and noise")
-    ratings.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    ratings.set_defaults(handler=_run_ratings)
 
     # nie train nima|enhancer
-    train = sub.add_parser(
-        "train",
-        help="train NIMA or an enhancer (EDSR/MDSR) with Ray Train",
+    train = _command(
+        sub, "train", help="train NIMA or an enhancer (EDSR/MDSR) with Ray Train",
         description="Train on Ray Train (DDP). Starts an embedded local Ray unless RAY_ADDRESS "
         "points at a cluster. Rerunning with the same run name resumes from the latest "
         "checkpoint.",
-        formatter_class=_Formatter,
-    )
+        handler="ray_jobs.train:run_cli",
+    )  # fmt: skip
     train.add_argument("job", choices=["nima", "enhancer"], help="which network to train")
     _add_config_args(train)
-    train.set_defaults(handler=_entry("ray_jobs.train", "run_cli"))
 
     # nie tune
-    tune = sub.add_parser(
-        "tune",
-        help="Ray Tune sweep of gamma and learning rate (PSNR / NIMA objectives)",
-        formatter_class=_Formatter,
-    )
+    tune = _command(
+        sub, "tune", help="Ray Tune sweep of gamma and learning rate (PSNR / NIMA objectives)",
+        handler="ray_jobs.tune:run_cli",
+    )  # fmt: skip
     _add_config_args(tune)
-    tune.set_defaults(handler=_entry("ray_jobs.tune", "run_cli"))
 
     # nie serve
-    serve = sub.add_parser(
-        "serve",
-        help="serve the enhance-and-score HTTP API and web page with Ray Serve",
-        formatter_class=_Formatter,
-    )
+    serve = _command(
+        sub, "serve", help="serve the enhance-and-score HTTP API and web page with Ray Serve",
+        handler="nie_cli.serve:run_serve",
+    )  # fmt: skip
     serve.add_argument("--config", metavar="FILE", help="service config (YAML)")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port")
-    serve.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="key=value",
-        help="dotted overrides of the service config, e.g. allow_untrained=true tile_size=128",
-    )
-    serve.set_defaults(handler=_entry("nie_cli.serve", "run_serve"))
+    serve.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides of the "
+                       "service config, e.g. allow_untrained=true tile_size=128")  # fmt: skip
 
     # nie enhance / nie score (no server needed)
-    enhance = sub.add_parser(
-        "enhance",
-        help="enhance images in-process (same code path as the service)",
-        formatter_class=_Formatter,
-    )
+    enhance = _command(
+        sub, "enhance", help="enhance images in-process (same code path as the service)",
+        handler="nie_cli.enhance:run_enhance",
+    )  # fmt: skip
     enhance.add_argument("images", nargs="+", metavar="IMAGE")
     enhance.add_argument(
         "--model",
@@ -226,27 +182,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept random weights (a bare architecture name such as edsr_baseline)",
     )
-    enhance.set_defaults(handler=_entry("nie_cli.enhance", "run_enhance"))
 
-    score = sub.add_parser(
-        "score",
-        help="print the NIMA mean and std score of images",
-        formatter_class=_Formatter,
-    )
+    score = _command(
+        sub, "score", help="print the NIMA mean and std score of images",
+        handler="nie_cli.enhance:run_score",
+    )  # fmt: skip
     score.add_argument("images", nargs="+", metavar="IMAGE")
     score.add_argument("--model", help="NIMA checkpoint path/dir or models:/NAME@ALIAS")
     score.add_argument(
         "--allow-untrained", action="store_true", help="accept a random-weight scorer (tests)"
     )
-    score.set_defaults(handler=_entry("nie_cli.enhance", "run_score"))
 
     # nie demo
-    demo = sub.add_parser(
-        "demo",
-        help="the main job: photographs -> the zoo EDSR fine-tuned (L2, hybrid) -> gamma sweep -> "
+    demo = _command(
+        sub, "demo", help="the main job: photographs -> the zoo EDSR fine-tuned (L2, hybrid) -> gamma sweep -> "
         "summary -> serve",
-        formatter_class=_Formatter,
-    )
+        handler="nie_cli.demo:run_cli",
+    )  # fmt: skip
     demo.add_argument("--workdir", default=".", help="where data/, runs/ and mlflow.db go")
     demo.add_argument("--no-serve", action="store_true", help="exit after training and print")
     demo.add_argument(
@@ -259,19 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="show Ray's and MLflow's own lines too (also NIE_VERBOSE=1); runs/demo.log "
         "always has them",
     )
-    demo.set_defaults(handler=_entry("nie_cli.demo", "run_cli"))
 
     # nie eval
-    evaluate = sub.add_parser(
-        "eval",
-        help="measure a model on a folder of HR photographs (PSNR-Y, SSIM-Y, NIQE, "
+    evaluate = _command(
+        sub, "eval", help="measure a model on a folder of HR photographs (PSNR-Y, SSIM-Y, NIQE, "
         "LR-consistency, NIMA; bicubic and reference beside it)",
         description="Measure an enhancer against bicubic upsampling on any folder of HR "
         "photographs (LR made on the fly with the project's bicubic), or check that a NIMA "
         "scorer ranks each reference above its x2 and x4 bicubic copies. Writes results.md and "
         "results.json (date, machine, protocol).",
-        formatter_class=_Formatter,
-    )
+        handler="nie_cli.evaluate:run_eval",
+    )  # fmt: skip
     evaluate.add_argument(
         "--model",
         default="zoo:edsr_baseline-x2@nie-photos",
@@ -286,18 +236,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--max-images", type=int, default=None, help="first N images only")
     evaluate.add_argument("--out", default=None, metavar="DIR", help="default eval/<model>")
-    evaluate.set_defaults(handler=_entry("nie_cli.evaluate", "run_eval"))
 
     # nie zoo list|export
     zoo = sub.add_parser("zoo", help="the shipped model zoo", formatter_class=_Formatter)
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, metavar="ACTION")
-    zoo_list = zoo_sub.add_parser("list", help="list the zoo's models and their cards")
-    zoo_list.set_defaults(handler=_entry("nie_cli.zoo", "run_list"))
-    export = zoo_sub.add_parser(
-        "export",
-        help="write a trained checkpoint into the zoo (float16) with its model card",
-        formatter_class=_Formatter,
-    )
+    _command(
+        zoo_sub, "list", help="list the zoo's models and their cards",
+        handler="nie_cli.zoo:run_list",
+    )  # fmt: skip
+    export = _command(
+        zoo_sub, "export", help="write a trained checkpoint into the zoo (float16) with its model card",
+        handler="nie_cli.zoo:run_export",
+    )  # fmt: skip
     export.add_argument("checkpoint", help="checkpoint file or run folder (e.g. runs/NAME/best)")
     export.add_argument(
         "--uri", required=True, help="zoo entry, e.g. zoo:edsr_baseline-x2@nie-photos"
@@ -306,17 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--eval", default=None, metavar="JSON", help="nie eval results.json")
     export.add_argument("--command", default=None, help="the retraining command, for the card")
     export.add_argument("--note", default=None, help="a remark added to the card, e.g. on timing")
-    export.set_defaults(handler=_entry("nie_cli.zoo", "run_export"))
 
     # nie report
-    report = sub.add_parser(
-        "report",
-        help="the report's figures (PSNR by gamma, EDSR vs MDSR by epoch, output grid)",
-        formatter_class=_Formatter,
-    )
+    report = _command(
+        sub, "report", help="the report's figures (PSNR by gamma, EDSR vs MDSR by epoch, output grid)",
+        handler="ray_jobs.report:run_cli",
+    )  # fmt: skip
     report.add_argument("--out", default="report", metavar="DIR", help="output folder")
     report.add_argument("--tracking-uri", default=None, help="MLflow tracking URI")
-    report.set_defaults(handler=_entry("ray_jobs.report", "run_cli"))
     return parser
 
 

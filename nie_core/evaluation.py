@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from nie_core.baselines import bicubic_baseline
 from nie_core.data.degradations import bicubic_downsample, crop_to_multiple
 from nie_core.data.images import read_image, to_tensor, to_uint8
 from nie_core.inference import enhance, score
@@ -147,8 +147,7 @@ def evaluate_images(
         hr_array = _centre_crop(read_image(item) if isinstance(item, Path) else item, crop, scale)
         lr_array = bicubic_downsample(hr_array, scale)
         hr, lr = to_tensor(hr_array)[None], to_tensor(lr_array)[None]
-        bicubic = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False)
-        outputs = {"bicubic": _quantised(bicubic)}
+        outputs = {"bicubic": _quantised(bicubic_baseline(lr, hr.shape[-2:]))}
         for row, model in models.items():
             if isinstance(model, nn.Module):
                 out = enhance(model, lr, scale=scale, tile_size=256, fast=fast)

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["ImageAssessment", "assess_outputs", "format_summary_table", "mean_assessment"]
@@ -63,6 +62,7 @@ def assess_outputs(
     ``"reference"`` (the HR image; no PSNR). Outputs are computed in float32 (no bf16), so the
     numbers do not depend on the CPU.
     """
+    from nie_core.baselines import bicubic_baseline
     from nie_core.inference import enhance, score
     from nie_core.metrics import mean_score, psnr_y
 
@@ -75,11 +75,7 @@ def assess_outputs(
         lr, hr = dataset[index]
         lr, hr = lr[None], hr[None]
         outputs: dict[str, torch.Tensor] = {}
-        if scale == 1:
-            outputs["bicubic"] = lr.clamp(0, 1)
-        else:
-            upsampled = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False)
-            outputs["bicubic"] = upsampled.clamp(0, 1)
+        outputs["bicubic"] = bicubic_baseline(lr, hr.shape[-2:])  # the input itself at scale 1
         for method, model in enhancers.items():
             outputs[method] = enhance(model, lr, scale=scale, tile_size=tile_size, fast=False)
         outputs["reference"] = hr

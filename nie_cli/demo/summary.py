@@ -1,0 +1,73 @@
+"""The demo's summary: bicubic, the L2 and the hybrid model and the reference measured on the
+validation images, written with date and machine to ``runs/demo_summary.{md,json}``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any
+
+from nie_cli.demo.layout import SCORER, DemoLayout
+from nie_cli.demo.stages import StageResult
+from ray_jobs.common import format_seconds
+
+SUMMARY_FILE = "demo_summary.json"
+SUMMARY_MARKDOWN = "demo_summary.md"
+
+
+def demo_summary(
+    layout: DemoLayout,
+    stages: Mapping[str, StageResult],
+    gamma: float,
+    training_seconds: float,
+) -> tuple[Any, str]:
+    """Measure bicubic, the L2 and the hybrid model and the reference on every validation
+    image (``nie_core.evaluation``: PSNR-Y, SSIM-Y, NIQE, LR-consistency, NIMA); returns the
+    table and its Markdown, also written to ``runs/demo_summary.{json,md}`` with date and
+    machine."""
+    from datetime import datetime
+
+    from nie_core.checkpoint import load_model
+    from nie_core.evaluation import evaluate_images, list_images
+    from nie_core.machine import describe_machine
+    from nie_core.models.nima import freeze_scorer
+    from nie_core.models.zoo import load_zoo_uri
+
+    l2, hybrid = "EDSR x2, L2", f"EDSR x2, hybrid (gamma {gamma:g})"
+    enhancers = {
+        l2: load_model(stages["l2"].result["checkpoint_dir"]).eval(),
+        hybrid: load_model(stages["hybrid"].result["checkpoint_dir"]).eval(),
+    }
+    images = list_images(layout.valid_root)
+    table = evaluate_images(images, enhancers, 2, scorer=freeze_scorer(load_zoo_uri(SCORER)))
+    stats = table.summary()
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    title = f"nie demo summary ({date}, {describe_machine()}; training {format_seconds(training_seconds)})"
+    lines = [table.markdown(title), "", _comparison(stats, l2, hybrid)]
+    markdown = "\n".join(lines)
+    layout.runs.mkdir(parents=True, exist_ok=True)
+    (layout.runs / SUMMARY_MARKDOWN).write_text(markdown + "\n", encoding="utf-8")
+    payload = {"date": date, "machine": describe_machine(), "training_seconds": training_seconds,
+               "images": table.images, "scorer": SCORER, "summary": stats,
+               "per_image": table.values}  # fmt: skip
+    (layout.runs / SUMMARY_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
+    return table, markdown
+
+
+def _comparison(stats: Mapping[str, Any], l2: str, hybrid: str) -> str:
+    """One sentence per metric: hybrid minus L2, and each against bicubic, from the numbers."""
+
+    def mean(row: str, metric: str) -> float:
+        return float(stats[row][metric]["mean"])
+
+    parts = []
+    for row in (l2, hybrid):
+        gain = mean(row, "psnr_y") - mean("bicubic", "psnr_y")
+        parts.append(f"{row}: {gain:+.2f} dB PSNR-Y over bicubic")
+    diff = {m: mean(hybrid, m) - mean(l2, m) for m in ("psnr_y", "nima", "niqe", "lr_psnr_y")}
+    parts.append(
+        f"hybrid minus L2: NIMA {diff['nima']:+.3f}, PSNR-Y {diff['psnr_y']:+.2f} dB, "
+        f"NIQE {diff['niqe']:+.2f} (lower is better), LR-consistency {diff['lr_psnr_y']:+.2f} dB"
+    )
+    return "; ".join(parts) + "."
