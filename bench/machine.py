@@ -72,10 +72,10 @@ def _cpu_isa(flags: frozenset[str]) -> str:
 
 def machine_info(device: str = "cpu") -> dict[str, Any]:
     """What the numbers were measured on (device, CPU, ISA, threads, library versions, load)."""
-    from nie_core.inference import _cpu_flags, _proc_cpuinfo_flags, fast_path_supported
+    from nie_core.inference import cpuinfo_flags, fast_path_supported, usable_cpu_flags
 
-    raw = _proc_cpuinfo_flags()
-    usable = _cpu_flags()  # less the bf16 flags an ONEDNN_MAX_CPU_ISA cap takes away
+    raw = cpuinfo_flags()
+    usable = usable_cpu_flags()  # less the bf16 flags an ONEDNN_MAX_CPU_ISA cap takes away
     info: dict[str, Any] = {
         "device": device,
         "cpu": _cpuinfo_field("model name") or platform.processor() or platform.machine(),

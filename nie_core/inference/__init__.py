@@ -17,20 +17,20 @@ from nie_core.inference.enhancing import enhance
 from nie_core.inference.fast_path import (
     FastMode,
     cpu_bf16_native,
+    cpuinfo_flags,
     fast_path_supported,
     prepare_model,
+    usable_cpu_flags,
 )
-
-# The CPU flags as read and as oneDNN may use them, for bench/machine.py's machine description.
-from nie_core.inference.fast_path import _cpu_flags as _cpu_flags
-from nie_core.inference.fast_path import _proc_cpuinfo_flags as _proc_cpuinfo_flags
 from nie_core.inference.scoring import score
 
 __all__ = [
     "FastMode",
     "cpu_bf16_native",
+    "cpuinfo_flags",
     "enhance",
     "fast_path_supported",
     "prepare_model",
     "score",
+    "usable_cpu_flags",
 ]

@@ -52,9 +52,11 @@ def fast_path_supported(device: torch.device | str) -> bool:
 
 def cpu_bf16_native() -> bool:
     """Whether this CPU computes bfloat16 convolutions and matmuls natively through oneDNN: oneDNN
-    is available and :func:`_cpu_flags` has AVX-512 BF16 or AMX-BF16. Without them, bfloat16
+    is available and :func:`usable_cpu_flags` has AVX-512 BF16 or AMX-BF16. Without them, bfloat16
     autocast is emulated (10-40x slower than float32 on AVX2-only CPUs)."""
-    return torch.backends.mkldnn.is_available() and bool(_cpu_flags() & _NATIVE_BF16_CPU_FLAGS)
+    return torch.backends.mkldnn.is_available() and bool(
+        usable_cpu_flags() & _NATIVE_BF16_CPU_FLAGS
+    )
 
 
 # bf16 flags that oneDNN may still use under each ``ONEDNN_MAX_CPU_ISA`` cap (oneDNN's names,
@@ -75,13 +77,13 @@ _BF16_FLAGS_UNDER_ONEDNN_ISA_CAP = {
 }
 
 
-def _cpu_flags() -> frozenset[str]:
+def usable_cpu_flags() -> frozenset[str]:
     """The CPU's feature flags as oneDNN may use them: ``/proc/cpuinfo``'s flags (empty where that
     file does not exist) less the bfloat16 ones that ``ONEDNN_MAX_CPU_ISA`` (or the older
     ``DNNL_MAX_CPU_ISA``) caps away, e.g. ``ONEDNN_MAX_CPU_ISA=AVX2``, which makes an AVX-512 BF16
     machine compute like an AVX2-only one (bf16 emulated). Read on every call: the environment
     may change, the file is read once."""
-    flags = _proc_cpuinfo_flags()
+    flags = cpuinfo_flags()
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or ""
     allowed = _BF16_FLAGS_UNDER_ONEDNN_ISA_CAP.get(cap.strip().lower())
     if allowed is None:
@@ -90,7 +92,8 @@ def _cpu_flags() -> frozenset[str]:
 
 
 @functools.cache
-def _proc_cpuinfo_flags() -> frozenset[str]:
+def cpuinfo_flags() -> frozenset[str]:
+    """The CPU's feature flags as ``/proc/cpuinfo`` lists them (empty where it does not exist)."""
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:

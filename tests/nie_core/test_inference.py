@@ -278,7 +278,7 @@ def test_cpu_fast_path_follows_the_onednn_isa_cap(
     from nie_core.inference import fast_path
 
     flags = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    monkeypatch.setattr(fast_path, "_proc_cpuinfo_flags", lambda: flags)
+    monkeypatch.setattr(fast_path, "cpuinfo_flags", lambda: flags)
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.delenv("NIE_FAST_PATH", raising=False)
     monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
@@ -288,8 +288,8 @@ def test_cpu_fast_path_follows_the_onednn_isa_cap(
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     assert fast_path.cpu_bf16_native() is native
     assert fast_path_supported("cpu") is native
-    assert ("amx_bf16" in fast_path._cpu_flags()) is (cap in (None, "AVX512_CORE_AMX", "ALL"))
-    assert "avx2" in fast_path._cpu_flags()  # only bf16 flags are capped away
+    assert ("amx_bf16" in fast_path.usable_cpu_flags()) is (cap in (None, "AVX512_CORE_AMX", "ALL"))
+    assert "avx2" in fast_path.usable_cpu_flags()  # only bf16 flags are capped away
     monkeypatch.setenv("NIE_FAST_PATH", "off")
     assert fast_path_supported("cpu") is False
 
@@ -297,7 +297,7 @@ def test_cpu_fast_path_follows_the_onednn_isa_cap(
 def test_cpu_without_bf16_flags_has_no_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     from nie_core.inference import fast_path
 
-    monkeypatch.setattr(fast_path, "_proc_cpuinfo_flags", lambda: frozenset({"avx2", "fma"}))
+    monkeypatch.setattr(fast_path, "cpuinfo_flags", lambda: frozenset({"avx2", "fma"}))
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     monkeypatch.delenv("NIE_FAST_PATH", raising=False)
     assert fast_path_supported("cpu") is False and fast_path.cpu_bf16_native() is False

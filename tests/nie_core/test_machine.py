@@ -16,7 +16,7 @@ def test_machine_line_names_cpu_bf16_threads_and_kernel_settings(
 ) -> None:
     # An AVX-512 BF16 + AMX CPU (stood in for), capped to AVX2 kernels: bf16 is emulated there.
     monkeypatch.setattr(
-        fast_path, "_proc_cpuinfo_flags", lambda: frozenset({"avx2", "avx512_bf16", "amx_bf16"})
+        fast_path, "cpuinfo_flags", lambda: frozenset({"avx2", "avx512_bf16", "amx_bf16"})
     )
     for name in ("NIE_FAST_PATH", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
         monkeypatch.delenv(name, raising=False)
