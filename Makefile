@@ -50,7 +50,7 @@ bench: venv  ## run the benchmark suite (writes bench/results/*.json and *.md)
 	$(BIN)/python -m bench.run_all
 
 readme:  ## rewrite README.md's and bench/README.md's results blocks from the files commands wrote
-	$(PYTHON) tools/readme_results.py
+	$(PYTHON) -m tools.readme_results
 
 clean:  ## remove the virtualenv, caches and local runs
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

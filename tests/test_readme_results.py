@@ -1,7 +1,8 @@
-"""tools/readme_results.py: README results come from the files commands wrote, worded by rules."""
+"""tools/readme_results: README results come from the files commands wrote, worded by rules."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import shutil
@@ -11,20 +12,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "tools" / "readme_results"
 spec = importlib.util.spec_from_file_location(
-    "readme_results", ROOT / "tools" / "readme_results.py"
+    "readme_results", PACKAGE / "__init__.py", submodule_search_locations=[str(PACKAGE)]
 )
-readme_results = importlib.util.module_from_spec(spec)
-sys.modules["readme_results"] = readme_results  # dataclasses look their module up there
-spec.loader.exec_module(readme_results)
+package = importlib.util.module_from_spec(spec)
+sys.modules["readme_results"] = package  # its modules import each other, relative to it
+spec.loader.exec_module(package)
+cli = importlib.import_module("readme_results.__main__")
+blocks = importlib.import_module("readme_results.blocks")
+demo = importlib.import_module("readme_results.demo")
+bench = importlib.import_module("readme_results.bench")
+sources = importlib.import_module("readme_results.sources")
+wording = importlib.import_module("readme_results.wording")
 
 HYBRID_ROW = "| EDSR x2, hybrid (gamma 8) | "
 
 
 def _copy(tmp_path: Path) -> Path:
     """The READMEs and every source of their blocks, copied into a fresh tree."""
-    paths = set(readme_results.READMES)
-    for block in readme_results.BLOCKS.values():
+    paths = set(cli.READMES)
+    for block in blocks.BLOCKS.values():
         paths.update(block.sources)
     for path in paths:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
@@ -33,12 +41,12 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _block(text: str, name: str) -> str:
-    return text.split(readme_results.opening(name), 1)[1].split(readme_results.closing(name))[0]
+    return text.split(blocks.opening(name), 1)[1].split(blocks.closing(name))[0]
 
 
 def _set_hybrid(root: Path, niqe: str, lr_consistency: str, nima: str) -> None:
     """Replace the hybrid row's NIQE, LR-consistency and NIMA cells in the demo summary."""
-    path = root / readme_results.DEMO_SUMMARY
+    path = root / demo.DEMO_SUMMARY
     lines = path.read_text().splitlines()
     for i, line in enumerate(lines):
         if line.startswith(HYBRID_ROW):
@@ -49,11 +57,11 @@ def _set_hybrid(root: Path, niqe: str, lr_consistency: str, nima: str) -> None:
 
 
 def _comparison(root: Path) -> str:
-    return readme_results.render_demo_comparison(readme_results.Context(root, "README.md"))
+    return demo.render_demo_comparison(sources.Context(root, "README.md"))
 
 
 def test_the_committed_readmes_are_up_to_date_with_their_sources() -> None:
-    report = readme_results.run(ROOT, check=True)
+    report = cli.run(ROOT, check=True)
     assert (report.stale, report.errors) == ([], [])
     for readme, names in {
         "README.md": {"demo-time", "demo-summary", "demo-comparison", "demo-gamma-sweep",
@@ -62,7 +70,7 @@ def test_the_committed_readmes_are_up_to_date_with_their_sources() -> None:
                             "latest-cuda"},
     }.items():  # fmt: skip
         text = (ROOT / readme).read_text()
-        assert all(readme_results.opening(n) in text for n in names), readme
+        assert all(blocks.opening(n) in text for n in names), readme
 
 
 def test_an_edited_number_is_reported_and_regeneration_restores_it(
@@ -78,25 +86,25 @@ def test_an_edited_number_is_reported_and_regeneration_restores_it(
     )
     readme.write_text(edited)
 
-    assert readme_results.main(["--check", "--root", str(root)]) == 1
+    assert cli.main(["--check", "--root", str(root)]) == 1
     err = capsys.readouterr().err
     assert "stale: README.md: block 'demo-summary'" in err
     assert "stale: README.md: block 'demo-gamma-sweep'" in err
     assert "demo-comparison" not in err and readme.read_text() == edited  # --check writes nothing
 
-    assert readme_results.main(["--root", str(root)]) == 0
+    assert cli.main(["--root", str(root)]) == 0
     assert readme.read_text() == original
-    assert readme_results.main(["--check", "--root", str(root)]) == 0
+    assert cli.main(["--check", "--root", str(root)]) == 0
 
 
 def test_a_missing_source_fails_the_check(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    (root / readme_results.DEMO_SWEEP).unlink()
-    report = readme_results.run(root, check=True)
+    (root / demo.DEMO_SWEEP).unlink()
+    report = cli.run(root, check=True)
     assert report.errors == [
         "README.md: block 'demo-gamma-sweep': source docs/results/demo_gamma_sweep.csv is missing"
     ]
-    assert readme_results.main(["--root", str(root)]) == 1  # also when rewriting
+    assert cli.main(["--root", str(root)]) == 1  # also when rewriting
 
 
 def test_the_comparison_sentences_follow_the_data(tmp_path: Path) -> None:
@@ -120,41 +128,41 @@ def test_the_comparison_sentences_follow_the_data(tmp_path: Path) -> None:
 
 
 def test_the_wording_thresholds() -> None:
-    words = readme_results.size_word
+    words = wording.size_word
     assert [words(d) for d in (0.19, -0.19, 0.2, -0.49, 0.5, -0.79, 0.8, 3.0)] == [
         "about the same", "about the same", "slightly higher", "slightly lower", "higher",
         "lower", "clearly higher", "clearly higher",
     ]  # fmt: skip
-    stat = readme_results.Stat
-    assert readme_results.effect(stat(5.0, 1.0, 2), stat(4.0, 1.0, 2)) == 1.0
-    assert readme_results.verdict(-0.3, lower_better=True) == "better"
-    assert readme_results.verdict(-0.3, lower_better=False) == "worse"
-    assert readme_results.verdict(0.1, lower_better=False) == "same"
+    stat = sources.Stat
+    assert wording.effect(stat(5.0, 1.0, 2), stat(4.0, 1.0, 2)) == 1.0
+    assert wording.verdict(-0.3, lower_better=True) == "better"
+    assert wording.verdict(-0.3, lower_better=False) == "worse"
+    assert wording.verdict(0.1, lower_better=False) == "same"
 
 
 def test_the_sweep_trend_follows_the_data(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    ctx = readme_results.Context(root, "README.md")
+    ctx = sources.Context(root, "README.md")
     assert "PSNR-Y falls at every step and NIMA rises at every step" in (
-        readme_results.render_demo_sweep(ctx)
+        demo.render_demo_sweep(ctx)
     )
-    path = root / readme_results.DEMO_SWEEP
+    path = root / demo.DEMO_SWEEP
     header, *rows = path.read_text().splitlines()
     gamma = header.split(",").index("val_nima_mean")
     swapped = [r.split(",") for r in rows]
     swapped[1][gamma], swapped[2][gamma] = swapped[2][gamma], swapped[1][gamma]
     path.write_text("\n".join([header, *(",".join(r) for r in swapped)]) + "\n")
-    assert "NIMA does not move one way at every step" in readme_results.render_demo_sweep(ctx)
+    assert "NIMA does not move one way at every step" in demo.render_demo_sweep(ctx)
 
 
 def test_the_bench_verdicts_follow_the_data(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    ctx = readme_results.Context(root, "bench/README.md")
-    committed = readme_results.render_bench_targets(ctx)
+    ctx = sources.Context(root, "bench/README.md")
+    committed = bench.render_bench_targets(ctx)
     assert "so this target cannot be met on this machine" in committed
     assert "Met narrowly (within 5%): hybrid step / L2 step" in committed
 
-    path = root / readme_results.BENCH / "latest.json"
+    path = root / bench.BENCH / "latest.json"
     run = json.loads(path.read_text())
     for result in run["results"]:
         if result["name"] == "serve":
@@ -163,6 +171,6 @@ def test_the_bench_verdicts_follow_the_data(tmp_path: Path) -> None:
             if target["name"].startswith("hybrid step"):
                 target["value"] = 1.0
     path.write_text(json.dumps(run))
-    changed = readme_results.render_bench_targets(ctx)
+    changed = bench.render_bench_targets(ctx)
     assert "3.40x, not short of the limit, so this machine does not rule the target out" in changed
     assert "hybrid step" not in changed
