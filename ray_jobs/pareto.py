@@ -24,6 +24,14 @@ def _directions(maximize: bool | Sequence[bool], dims: int) -> list[bool]:
     return directions
 
 
+def finite_number(value: object) -> float | None:
+    """``value`` as a finite float, or None (missing, NaN, infinite, text, bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def _is_complete(point: Point) -> bool:
     return all(v is not None and not math.isnan(float(v)) for v in point)
 
@@ -85,10 +93,8 @@ def weighted_sum(metrics: Mapping[str, object], weights: Mapping[str, float]) ->
         raise ValueError("weights is empty: name at least one metric")
     total = 0.0
     for name, weight in weights.items():
-        value = metrics.get(name)
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        value = finite_number(metrics.get(name))
+        if value is None:
             return None
-        if not math.isfinite(float(value)):
-            return None
-        total += float(weight) * float(value)
+        total += float(weight) * value
     return total

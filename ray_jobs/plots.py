@@ -8,12 +8,11 @@ with the Agg canvas, so nothing here touches pyplot's global state or needs a di
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from pathlib import Path
 from typing import Any
 
-from .pareto import pareto_mask
+from .pareto import finite_number, pareto_mask
 
 AXIS_LABELS = {
     "val_psnr_y": "PSNR (Y) [dB]",
@@ -30,14 +29,6 @@ def records(table: Any) -> list[dict[str, Any]]:
     if hasattr(table, "to_dict") and hasattr(table, "columns"):
         return [dict(row) for row in table.to_dict("records")]
     return [dict(row) for row in table]
-
-
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None (missing, NaN, text, bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _truthy(value: Any) -> bool:
@@ -89,12 +80,12 @@ def plot_pareto(
     names a column written next to each front point (e.g. the trial id). Raises ``ValueError``
     when no row has both values.
     """
-    rows = [r for r in records(table) if _number(r.get(x)) is not None]
-    rows = [r for r in rows if _number(r.get(y)) is not None]
+    rows = [r for r in records(table) if finite_number(r.get(x)) is not None]
+    rows = [r for r in rows if finite_number(r.get(y)) is not None]
     if not rows:
         raise ValueError(f"no row has numeric values of both {x!r} and {y!r}")
-    xs = [_number(r[x]) for r in rows]
-    ys = [_number(r[y]) for r in rows]
+    xs = [finite_number(r[x]) for r in rows]
+    ys = [finite_number(r[y]) for r in rows]
     if front_by is None:
         on_front = pareto_mask(list(zip(xs, ys, strict=True)), maximize=list(maximize))
     else:
@@ -102,7 +93,7 @@ def plot_pareto(
 
     fig = new_figure((6.4, 4.8))
     ax = fig.add_subplot()
-    colors = [_number(r.get(color_by)) for r in rows] if color_by else []
+    colors = [finite_number(r.get(color_by)) for r in rows] if color_by else []
     if color_by and all(c is not None for c in colors):
         points = ax.scatter(xs, ys, c=colors, cmap="viridis", s=40, zorder=2)
         fig.colorbar(points, ax=ax, label=_label(color_by))
@@ -147,14 +138,14 @@ def plot_metric_by_param(
     Rows without finite ``param`` and ``metric`` values are left out; raises ``ValueError`` when
     none is left.
     """
-    rows = [r for r in records(table) if _number(r.get(param)) is not None]
-    rows = [r for r in rows if _number(r.get(metric)) is not None]
+    rows = [r for r in records(table) if finite_number(r.get(param)) is not None]
+    rows = [r for r in rows if finite_number(r.get(metric)) is not None]
     if not rows:
         raise ValueError(f"no row has numeric values of both {param!r} and {metric!r}")
     groups: dict[Any, list[tuple[float, float]]] = {}
     for r in rows:
         key = r.get(group_by) if group_by else None
-        groups.setdefault(key, []).append((_number(r[param]), _number(r[metric])))
+        groups.setdefault(key, []).append((finite_number(r[param]), finite_number(r[metric])))
 
     fig = new_figure((6.4, 4.2))
     ax = fig.add_subplot()

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ray_jobs.pareto import dominates, pareto_front, pareto_mask, weighted_sum
+from ray_jobs.pareto import dominates, finite_number, pareto_front, pareto_mask, weighted_sum
 
 
 def test_dominance_needs_no_worse_everywhere_and_better_somewhere():
@@ -90,3 +90,10 @@ def test_weighted_sum():
     assert weighted_sum({"a": math.inf}, {"a": 1.0}) is None
     with pytest.raises(ValueError, match="weights is empty"):
         weighted_sum(metrics, {})
+
+
+def test_finite_number_keeps_only_finite_reals() -> None:
+    assert finite_number(3) == 3.0 and isinstance(finite_number(3), float)
+    assert finite_number(-0.5) == -0.5
+    for value in (None, True, "1.0", float("nan"), float("inf"), [1.0]):
+        assert finite_number(value) is None, value
