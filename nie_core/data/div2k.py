@@ -45,6 +45,8 @@ __all__ = ["DIV2K", "IMAGE_EXTENSIONS", "ImageFolderSR", "PairedSRDataset"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 TASKS = ("sr", "deblur")
+# (hr_files, lr_files), as PairedSRDataset._find_images returns them
+_FoundImages = tuple[list[Path], dict[int, list[Path | None]]]
 
 
 def _normalise_scales(scale: int | Sequence[int], task: str) -> tuple[int, ...]:
@@ -64,15 +66,13 @@ def _normalise_scales(scale: int | Sequence[int], task: str) -> tuple[int, ...]:
 class PairedSRDataset(Dataset):
     """Shared machinery of ``DIV2K`` and ``ImageFolderSR``: see the module docstring.
 
-    ``lr_files[s][i]`` is the distributed LR file of HR image i at scale s, or None to make it
-    by bicubic downsampling.
+    A subclass lists its images in :meth:`_find_images`: ``lr_files[s][i]`` is the distributed
+    LR file of HR image i at scale s, or None to make it by bicubic downsampling.
     """
 
     def __init__(
         self,
-        hr_files: list[Path],
-        lr_files: dict[int, list[Path | None]],
-        scales: tuple[int, ...],
+        scale: int | Sequence[int],
         task: str,
         patch_size: int,
         augment: bool,
@@ -82,12 +82,13 @@ class PairedSRDataset(Dataset):
         blur_kernel: int,
         full_image: bool,
     ) -> None:
+        scales = _normalise_scales(scale, task)
+        hr_files, lr_files = self._find_images(scales)
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if patch_size < 1:
-            raise ValueError(f"patch_size must be >= 1, got {patch_size}")
-        if repeat < 1:
-            raise ValueError(f"repeat must be >= 1, got {repeat}")
+        for name, value in (("patch_size", patch_size), ("repeat", repeat)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
         if task == "deblur":
             if blur_sigma <= 0:
                 raise ValueError(f"blur_sigma must be > 0, got {blur_sigma}")
@@ -104,6 +105,11 @@ class PairedSRDataset(Dataset):
         self.blur_kernel = int(blur_kernel)
         self.full_image = bool(full_image)
         self.cache = BinaryImageCache(cache_dir) if cache_dir is not None else None
+
+    def _find_images(self, scales: tuple[int, ...]) -> _FoundImages:
+        """``(hr_files, lr_files)`` of the dataset at ``scales``; ValueError naming the path of
+        anything missing."""
+        raise NotImplementedError
 
     @property
     def scale(self) -> int | tuple[int, ...]:
@@ -221,10 +227,15 @@ class DIV2K(PairedSRDataset):
     ) -> None:
         if split not in ("train", "valid"):
             raise ValueError(f"split must be 'train' or 'valid', got {split!r}")
-        scales = _normalise_scales(scale, task)
-        root = Path(root)
-        _require_dir(root, "DIV2K root")
-        hr_dir = root / f"DIV2K_{split}_HR"
+        self.root = Path(root)
+        self.split = split
+        super().__init__(
+            scale, task, patch_size, augment, repeat, cache_dir, blur_sigma, blur_kernel, full_image
+        )
+
+    def _find_images(self, scales: tuple[int, ...]) -> _FoundImages:
+        _require_dir(self.root, "DIV2K root")
+        hr_dir = self.root / f"DIV2K_{self.split}_HR"
         _require_dir(hr_dir, "DIV2K HR folder")
         hr_files = sorted(p for p in hr_dir.iterdir() if p.suffix.lower() == ".png")
         if not hr_files:
@@ -232,7 +243,7 @@ class DIV2K(PairedSRDataset):
 
         lr_files: dict[int, list[Path | None]] = {}
         for s in scales:
-            lr_dir = root / f"DIV2K_{split}_LR_bicubic" / f"X{s}"
+            lr_dir = self.root / f"DIV2K_{self.split}_LR_bicubic" / f"X{s}"
             if s == 1 or not lr_dir.is_dir():
                 lr_files[s] = [None] * len(hr_files)
                 continue
@@ -244,22 +255,7 @@ class DIV2K(PairedSRDataset):
                     f"images, e.g. {missing[0].name!r}"
                 )
             lr_files[s] = list(expected)
-
-        self.root = root
-        self.split = split
-        super().__init__(
-            hr_files=hr_files,
-            lr_files=lr_files,
-            scales=scales,
-            task=task,
-            patch_size=patch_size,
-            augment=augment,
-            repeat=repeat,
-            cache_dir=cache_dir,
-            blur_sigma=blur_sigma,
-            blur_kernel=blur_kernel,
-            full_image=full_image,
-        )
+        return hr_files, lr_files
 
     @property
     def generated_lr_scales(self) -> tuple[int, ...]:
@@ -285,29 +281,21 @@ class ImageFolderSR(PairedSRDataset):
         full_image: bool = True,
         recursive: bool = False,
     ) -> None:
-        scales = _normalise_scales(scale, task)
-        root = Path(root)
-        _require_dir(root, "image folder")
-        candidates = root.rglob("*") if recursive else root.iterdir()
+        self.root = Path(root)
+        self.recursive = bool(recursive)
+        super().__init__(
+            scale, task, patch_size, augment, repeat, cache_dir, blur_sigma, blur_kernel, full_image
+        )
+
+    def _find_images(self, scales: tuple[int, ...]) -> _FoundImages:
+        _require_dir(self.root, "image folder")
+        candidates = self.root.rglob("*") if self.recursive else self.root.iterdir()
         hr_files = sorted(
             p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not hr_files:
             raise ValueError(
-                f"image folder {str(root)!r} contains no images with extensions {IMAGE_EXTENSIONS}"
+                f"image folder {str(self.root)!r} contains no images with extensions "
+                f"{IMAGE_EXTENSIONS}"
             )
-        self.root = root
-        lr_files: dict[int, list[Path | None]] = {s: [None] * len(hr_files) for s in scales}
-        super().__init__(
-            hr_files=hr_files,
-            lr_files=lr_files,
-            scales=scales,
-            task=task,
-            patch_size=patch_size,
-            augment=augment,
-            repeat=repeat,
-            cache_dir=cache_dir,
-            blur_sigma=blur_sigma,
-            blur_kernel=blur_kernel,
-            full_image=full_image,
-        )
+        return hr_files, {s: [None] * len(hr_files) for s in scales}

@@ -59,7 +59,8 @@ class QualityLevel:
 
 QUALITY_LEVELS: tuple[QualityLevel, ...] = (
     QualityLevel("clean", "clean", 0.0, 7.0),
-    QualityLevel("bicubic2", "bicubic", 2, 5.4),  # what x2 super-resolution starts from
+    # bicubic2 is what x2 super-resolution starts from
+    QualityLevel("bicubic2", "bicubic", 2, 5.4),
     QualityLevel("bicubic3", "bicubic", 3, 4.4),
     QualityLevel("bicubic4", "bicubic", 4, 3.4),
     QualityLevel("blur1", "blur", 0.7, 6.0),

@@ -119,11 +119,8 @@ def psnr_y(
 ) -> torch.Tensor:
     """PSNR on the BT.601 Y channel (see :func:`rgb_to_y`), peak value 1 (255 on 8 bits).
 
-    Args:
-        sr, hr: (N, 3, H, W) RGB in [0, 1].
-        shave: pixels removed from every border first (SR papers use the scale factor).
-        round_8bit: quantise the RGB inputs to 8 bits before converting; Y itself is then
-            computed in floating point and not rounded again.
+    Arguments as for :func:`psnr_rgb`; ``round_8bit`` quantises the RGB inputs to 8 bits before
+    the conversion, and Y itself is then computed in floating point and not rounded again.
 
     Returns:
         (N,) float64 PSNR in dB; +inf where the two Y channels are identical.

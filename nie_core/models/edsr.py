@@ -24,7 +24,7 @@ from nie_core.models.common import (
     conv2d,
     conv_reach,
 )
-from nie_core.models.official import load_sr_weights
+from nie_core.models.official import build_sr_model
 
 
 class EDSR(nn.Module):
@@ -79,22 +79,6 @@ class EDSR(nn.Module):
 _EDSR_OPTIONS = ("n_resblocks", "n_feats", "res_scale", "rgb_mean")
 
 
-def _edsr(
-    *,
-    scale: int,
-    weights: str | os.PathLike[str] | None,
-    defaults: dict[str, object],
-    overrides: dict[str, object],
-) -> EDSR:
-    unknown = sorted(set(overrides) - set(_EDSR_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown EDSR option(s) {unknown}; allowed: {list(_EDSR_OPTIONS)}")
-    model = EDSR(scale=scale, **{**defaults, **overrides})
-    if weights is not None:
-        load_sr_weights(model, weights)
-    return model
-
-
 @register_model("edsr_baseline")
 def edsr_baseline(
     *, scale: int = 2, weights: str | os.PathLike[str] | None = None, **overrides: object
@@ -105,7 +89,7 @@ def edsr_baseline(
     n_resblocks, n_feats, res_scale, rgb_mean."""
     # Lim et al. 2017, Table 1 ("baseline"): B=16, F=64, no residual scaling.
     defaults = {"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0}
-    return _edsr(scale=scale, weights=weights, defaults=defaults, overrides=overrides)
+    return build_sr_model(EDSR, _EDSR_OPTIONS, weights, overrides, scale=scale, **defaults)
 
 
 @register_model("edsr")
@@ -116,4 +100,4 @@ def edsr(
     at x2/x3/x4). ``weights`` and ``overrides`` as in :func:`edsr_baseline`."""
     # Lim et al. 2017, Table 1 ("EDSR"): B=32, F=256, residual scaling 0.1.
     defaults = {"n_resblocks": 32, "n_feats": 256, "res_scale": 0.1}
-    return _edsr(scale=scale, weights=weights, defaults=defaults, overrides=overrides)
+    return build_sr_model(EDSR, _EDSR_OPTIONS, weights, overrides, scale=scale, **defaults)

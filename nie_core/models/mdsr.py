@@ -24,7 +24,7 @@ from nie_core.models.common import (
     conv2d,
     conv_reach,
 )
-from nie_core.models.official import load_sr_weights
+from nie_core.models.official import build_sr_model
 
 MDSR_SCALES: tuple[int, ...] = (2, 3, 4)
 
@@ -97,22 +97,6 @@ class MDSR(nn.Module):
 _MDSR_OPTIONS = ("n_resblocks", "n_feats", "rgb_mean")
 
 
-def _mdsr(
-    *,
-    scales: Sequence[int],
-    weights: str | os.PathLike[str] | None,
-    defaults: dict[str, object],
-    overrides: dict[str, object],
-) -> MDSR:
-    unknown = sorted(set(overrides) - set(_MDSR_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown MDSR option(s) {unknown}; allowed: {list(_MDSR_OPTIONS)}")
-    model = MDSR(scales=scales, **{**defaults, **overrides})
-    if weights is not None:
-        load_sr_weights(model, weights)
-    return model
-
-
 @register_model("mdsr")
 def mdsr(
     *,
@@ -125,7 +109,7 @@ def mdsr(
     (whose branches are for x2, x3, x4). ``overrides``: n_resblocks, n_feats, rgb_mean."""
     # Lim et al. 2017, Sec. 3.3 / Table 1 ("MDSR"): B=80, F=64.
     defaults = {"n_resblocks": 80, "n_feats": 64}
-    return _mdsr(scales=scales, weights=weights, defaults=defaults, overrides=overrides)
+    return build_sr_model(MDSR, _MDSR_OPTIONS, weights, overrides, scales=scales, **defaults)
 
 
 @register_model("mdsr_baseline")
@@ -139,4 +123,4 @@ def mdsr_baseline(
     :func:`mdsr`."""
     # Lim et al. 2017, Table 1 ("baseline" multi-scale): B=16, F=64.
     defaults = {"n_resblocks": 16, "n_feats": 64}
-    return _mdsr(scales=scales, weights=weights, defaults=defaults, overrides=overrides)
+    return build_sr_model(MDSR, _MDSR_OPTIONS, weights, overrides, scales=scales, **defaults)

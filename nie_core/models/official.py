@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -32,6 +33,8 @@ OFFICIAL_MDSR_SCALES: tuple[int, ...] = (2, 3, 4)
 NATIVE_MARKER_KEY = "sub_mean.rgb_mean"
 
 _BRANCH_KEY = re.compile(r"^(pre_process|upsample)\.(\d+)\.(.+)$")
+
+Model = TypeVar("Model", bound=nn.Module)
 
 
 def is_official_state_dict(state_dict: Mapping[str, torch.Tensor]) -> bool:
@@ -86,6 +89,26 @@ def load_sr_weights(model: nn.Module, weights: str | os.PathLike[str]) -> None:
             state_dict, source_scales=source_scales, target_scales=target_scales
         )
     load_state_dict_strict(model, state_dict)
+
+
+def build_sr_model(
+    model_class: type[Model],
+    options: Sequence[str],
+    weights: str | os.PathLike[str] | None,
+    overrides: Mapping[str, object],
+    **kwargs: object,
+) -> Model:
+    """``model_class(**kwargs)`` with ``overrides`` replacing those keyword arguments, then
+    :func:`load_sr_weights` of ``weights`` unless None: what the EDSR and MDSR builders do.
+    An override not named in ``options`` raises ValueError listing the allowed ones."""
+    unknown = sorted(set(overrides) - set(options))
+    if unknown:
+        name = model_class.__name__
+        raise ValueError(f"unknown {name} option(s) {unknown}; allowed: {list(options)}")
+    model = model_class(**{**kwargs, **overrides})
+    if weights is not None:
+        load_sr_weights(model, weights)
+    return model
 
 
 def _official_mean(

@@ -5,6 +5,8 @@ docs at ``/docs`` (Swagger UI) and ``/redoc`` (ReDoc). None of it is in the Open
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -55,30 +57,38 @@ def add_api_docs(app: FastAPI) -> None:
 
     app.mount("/docs-assets", StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
 
-    def docs_urls(request: Request) -> tuple[str, str]:
-        """(OpenAPI schema URL, assets folder URL) under the app's route prefix."""
-        root = request.scope.get("root_path", "").rstrip("/")
-        return f"{root}{app.openapi_url}", f"{root}/docs-assets"
+    def add_docs_page(
+        path: str, name: str, html: Callable[..., HTMLResponse], title: str, **assets: str
+    ) -> None:
+        """Serve at ``path`` (route ``name``) the page ``html`` makes (FastAPI's Swagger UI or
+        ReDoc page, its other options bound) for the app's OpenAPI schema, titled ``title``;
+        ``assets`` are its files in /docs-assets by keyword. The URLs are under the app's route
+        prefix."""
 
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        schema, assets = docs_urls(request)
-        return get_swagger_ui_html(
-            openapi_url=schema,
-            title=f"{app.title} - API",
-            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
-            swagger_css_url=f"{assets}/swagger-ui.css",
-            swagger_favicon_url=f"{assets}/favicon.png",
-            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
-        )
+        @app.get(path, include_in_schema=False, name=name)
+        async def docs_page(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "").rstrip("/")
+            return html(
+                openapi_url=f"{root}{app.openapi_url}",
+                title=f"{app.title} - {title}",
+                **{key: f"{root}/docs-assets/{file}" for key, file in assets.items()},
+            )
 
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        schema, assets = docs_urls(request)
-        return get_redoc_html(
-            openapi_url=schema,
-            title=f"{app.title} - API reference",
-            redoc_js_url=f"{assets}/redoc.standalone.js",
-            redoc_favicon_url=f"{assets}/favicon.png",
-            with_google_fonts=False,
-        )
+    add_docs_page(
+        "/docs",
+        "swagger_ui",
+        # validatorUrl None: no badge from validator.swagger.io
+        partial(get_swagger_ui_html, swagger_ui_parameters={"validatorUrl": None}),
+        "API",
+        swagger_js_url="swagger-ui-bundle.js",
+        swagger_css_url="swagger-ui.css",
+        swagger_favicon_url="favicon.png",
+    )
+    add_docs_page(
+        "/redoc",
+        "redoc",
+        partial(get_redoc_html, with_google_fonts=False),
+        "API reference",
+        redoc_js_url="redoc.standalone.js",
+        redoc_favicon_url="favicon.png",
+    )

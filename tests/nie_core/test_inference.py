@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nie_core.inference import enhance, fast_path_supported, prepare_model, score
+from tests.stand_ins import NearestX2
 
 
 class TinySR(nn.Module):
@@ -49,16 +50,6 @@ class TinyMultiScaleSR(nn.Module):
 
     def forward(self, x: torch.Tensor, scale: int) -> torch.Tensor:
         return self.upsample[self.scales.index(scale)](torch.relu(self.head(x)))
-
-
-class NearestUpsampler(nn.Module):
-    """Parameter-free x2 model that commutes with flips and rotations."""
-
-    scale = 2
-    receptive_radius = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
 class RecordingScorer(nn.Module):
@@ -165,7 +156,7 @@ def test_self_ensemble_output_is_equivariant_to_rotation_and_flip(tiny_sr: TinyS
 
 def test_self_ensemble_keeps_an_equivariant_model_unchanged() -> None:
     x = torch.rand(2, 3, 5, 7)
-    out = enhance(NearestUpsampler(), x, self_ensemble=True, fast=False)
+    out = enhance(NearestX2(), x, self_ensemble=True, fast=False)
     torch.testing.assert_close(out, F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
@@ -226,7 +217,7 @@ def test_invalid_arguments_are_named(tiny_sr: TinySR) -> None:
 
 
 def test_tiling_a_model_without_receptive_radius_needs_overlap() -> None:
-    model = NearestUpsampler()
+    model = NearestX2()
     model.receptive_radius = None  # type: ignore[assignment]
     x = torch.rand(1, 3, 8, 8)
     with pytest.raises(ValueError, match="no receptive_radius attribute; pass tile_overlap="):

@@ -8,6 +8,7 @@ by process group. ``ray stop`` is never called: it would end every Ray process o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,29 +44,27 @@ class Node:
 
     def kill(self) -> None:
         """SIGKILL the node's whole process group (raylet, agents, workers): a lost machine."""
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
+        self._signal(signal.SIGKILL)
+        self._wait(timeout_s=30)
 
     def stop(self) -> None:
         """End the node's process group: SIGTERM, then SIGKILL what is left."""
+        if self._signal(signal.SIGTERM):
+            self._wait(timeout_s=20)
+            self._signal(signal.SIGKILL)  # workers that outlived their raylet
+
+    def _signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the node's process group; False if the group is gone."""
         try:
-            os.killpg(self.pgid, signal.SIGTERM)
+            os.killpg(self.pgid, sig)
         except ProcessLookupError:
-            return
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)  # workers that outlived their raylet
-        except ProcessLookupError:
-            pass
+            return False
+        return True
+
+    def _wait(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the ``ray start`` process to exit."""
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=timeout_s)
 
     def group_members(self) -> list[int]:
         """Pids of the processes still in the node's group (zombies not yet reaped excluded)."""

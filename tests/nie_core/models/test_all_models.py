@@ -220,3 +220,21 @@ def test_checkpoint_round_trip(name: str, kwargs: dict[str, Any], tmp_path: Path
     for out, want, other in zip(got, expected, fresh, strict=True):
         torch.testing.assert_close(out, want, rtol=0, atol=0)
         assert not torch.equal(other, want)  # a fresh build differs: the weights were loaded
+
+
+@pytest.mark.parametrize(("name", "kwargs"), _cases())
+def test_weights_argument_loads_a_state_dict_or_a_checkpoint(
+    name: str, kwargs: dict[str, Any], tmp_path: Path
+) -> None:
+    """The builders' ``weights=`` takes a file of this project's: a bare state dict or a
+    checkpoint dict with it under "model", as a Path or a str; outputs are then bit-identical."""
+    model = _build(name, kwargs).eval()
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "checkpoint.pt")
+    x = _image(_input_size(name), batch=1)
+    with torch.no_grad():
+        expected = _outputs(name, model, x)
+        for weights in (tmp_path / "state.pt", str(tmp_path / "checkpoint.pt")):
+            loaded = create_model(name, weights=weights, **kwargs).eval()
+            for out, want in zip(_outputs(name, loaded, x), expected, strict=True):
+                torch.testing.assert_close(out, want, rtol=0, atol=0)

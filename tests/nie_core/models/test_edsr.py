@@ -117,19 +117,6 @@ def test_receptive_radius_is_exact(scale: int) -> None:
         assert _region_change(model, outside, lo=lo, hi=hi) < 1e-12, outside
 
 
-def test_own_weights_round_trip(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    model = create_model("edsr", scale=3, **TINY).eval()
-    torch.save(model.state_dict(), tmp_path / "state.pt")
-    torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "checkpoint.pt")
-    x = torch.rand(1, 3, 7, 7)
-    with torch.no_grad():
-        expected = model(x)
-        for file in ("state.pt", "checkpoint.pt"):
-            loaded = create_model("edsr", scale=3, weights=tmp_path / file, **TINY).eval()
-            torch.testing.assert_close(loaded(x), expected, rtol=0, atol=0)
-
-
 def test_weights_with_other_depth_name_the_bad_keys(tmp_path: Path) -> None:
     torch.save(create_model("edsr", scale=2, **TINY).state_dict(), tmp_path / "deep.pt")
     with pytest.raises(ValueError, match=r"missing keys \['body\.1\.bias', 'body\.1\.weight'\]"):
