@@ -1,11 +1,12 @@
 """Training benchmark: steps/s and patches/s of edsr_baseline x2 with the L2 and the hybrid loss,
 and against a plain float32 NCHW loop of the same model.
 
-Each step is the per-step code of ``ray_jobs.enhancer.train_loop``: forward under the worker's
-autocast, ``HybridLoss`` on the float32 output, ``zero_grad``, backward, Adam step, ``.item()``
-of the loss. Batches are 16 random 48 x 48 LR crops (96 x 96 HR) of photographs, as in the EDSR
-paper; data loading is left out (see ``bench/data.py``). The variants run interleaved, one step
-each per round; each one's time is its minimum over the rounds.
+Each step is ``nie_core.training.train_step``, the function ``ray_jobs.enhancer.train_loop``
+calls: forward under the worker's autocast, ``HybridLoss`` on the float32 output, ``zero_grad``,
+backward, Adam step; then ``.item()`` of the loss. Batches are 16 random 48 x 48 LR crops
+(96 x 96 HR) of photographs, as in the EDSR paper; data loading is left out (see
+``bench/data.py``). The variants run interleaved, one step each per round; each one's time is
+its minimum over the rounds.
 
 - plain: float32 weights and activations in NCHW, no autocast, L2 loss;
 - fast L2: channels_last model and batches, bfloat16 autocast (``run.fast``), L2 loss;
@@ -31,6 +32,7 @@ from nie_core.data.images import to_tensor
 from nie_core.losses import HybridLoss
 from nie_core.models import create_model
 from nie_core.models.nima import freeze_scorer
+from nie_core.training import fast_autocast, train_step
 
 SCALE = 2
 BATCH = 16
@@ -71,7 +73,8 @@ def make_step(
     **model_kwargs: Any,
 ) -> Callable[[], float]:
     """A closure running one training step of a fresh ``model_name`` (x2 unless ``scale=`` is
-    given; seed 0) on ``device``, as ``ray_jobs.enhancer.train_loop`` runs it there.
+    given; seed 0) on ``device``: ``nie_core.training.train_step``, as
+    ``ray_jobs.enhancer.train_loop`` calls it there.
     ``compile_model``: a ``torch.compile`` backend to wrap the model in (default mode)."""
     torch.manual_seed(0)
     model_kwargs.setdefault("scale", SCALE)
@@ -90,14 +93,10 @@ def make_step(
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-8)
     forward = torch.compile(model, backend=compile_model) if compile_model else model
 
-    def step() -> float:
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=fast):
-            out = forward(lr_batch)
-            parts = loss_fn(out.float(), hr_batch.float())
-        optimizer.zero_grad(set_to_none=True)
-        parts.total.backward()
-        optimizer.step()
-        return parts.total.item()
+    def step() -> float:  # the worker's autocast (WorkerEnv.autocast is fast_autocast)
+        batch = (lr_batch, hr_batch)
+        terms = train_step(forward, batch, loss_fn, optimizer, fast_autocast(device, fast))
+        return terms["loss"].item()
 
     return step
 

@@ -9,25 +9,27 @@ from __future__ import annotations
 
 import random
 import tempfile
-import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 import nie_tracking as tracking
 from nie_core.checkpoint import load_checkpoint, load_model
-from nie_core.config import config_from_dict, config_to_dict
+from nie_core.config import config_from_dict
 from nie_core.data.div2k import DIV2K, ImageFolderSR, PairedSRDataset
 from nie_core.losses import HybridLoss
-from nie_core.metrics import psnr_rgb, psnr_y, ssim_y
 from nie_core.models.zoo import ZOO_PREFIX, is_zoo_tag, load_zoo_uri, parse_zoo_uri
+from nie_core.training import train_step
 
-from . import common
 from .config import EnhancerJobConfig
-from .fault_injection import NO_FAULTS, Faults, crash_once_at_step
+from .driver import TrainResult, absolute_path, run_job
+from .enhancer_validation import validate
+from .epochs import EpochLoop
+from .fault_injection import NO_FAULTS, Faults
+from .worker import CHECKPOINT_FILE, LoopConfig, WorkerEnv, prepare_model, train_loader, unwrap
 
 MDSR_NAMES = ("mdsr", "mdsr_baseline")
 
@@ -58,12 +60,12 @@ def resolve(cfg: EnhancerJobConfig) -> EnhancerJobConfig:
     # Workers run in Ray's own working folder: relative paths are taken from the driver's.
     data = replace(
         cfg.data,
-        root=common.absolute_path(cfg.data.root),
-        valid_root=common.absolute_path(cfg.data.valid_root),
-        cache_dir=common.absolute_path(cfg.data.cache_dir),
+        root=absolute_path(cfg.data.root),
+        valid_root=absolute_path(cfg.data.valid_root),
+        cache_dir=absolute_path(cfg.data.cache_dir),
     )
-    model = replace(cfg.model, weights=common.absolute_path(cfg.model.weights))
-    loss = replace(cfg.loss, nima_checkpoint=common.absolute_path(cfg.loss.nima_checkpoint))
+    model = replace(cfg.model, weights=absolute_path(cfg.model.weights))
+    loss = replace(cfg.loss, nima_checkpoint=absolute_path(cfg.loss.nima_checkpoint))
     return replace(cfg, run=run, tracking=trk, data=data, model=model, loss=loss)
 
 
@@ -154,7 +156,7 @@ def load_scorer(cfg: EnhancerJobConfig) -> torch.nn.Module | None:
 def _checkpoint_file(path: str) -> Path:
     p = Path(path)
     if p.is_dir():
-        p = p / common.CHECKPOINT_FILE
+        p = p / CHECKPOINT_FILE
     if not p.is_file():
         raise ValueError(f"checkpoint {path!r} does not exist")
     return p
@@ -204,131 +206,22 @@ def _scale_schedule(scales: tuple[int, ...], steps: int, seed: int) -> list[int]
     return order
 
 
-def _forward(model: torch.nn.Module, x: torch.Tensor, scale: int, multi: bool) -> torch.Tensor:
-    return model(x, scale) if multi else model(x)
-
-
-@torch.no_grad()
-def validate(
-    model: torch.nn.Module,
-    scorer: torch.nn.Module | None,
-    dataset: PairedSRDataset,
-    env: common.WorkerEnv,
-    max_images: int | None,
-    grid_path: Path | None = None,
-) -> dict[str, float]:
-    """PSNR (Y and RGB, shave = scale), SSIM (Y) and mean NIMA score of the model's outputs,
-    and the same for bicubic upsampling as a reference line; images sharded over workers."""
-    from nie_core.inference import enhance, score
-    from nie_core.metrics import mean_score
-
-    was_training = model.training
-    model.eval()
-    scales = dataset.scales
-    n = len(dataset.hr_files) if max_images is None else min(max_images, len(dataset.hr_files))
-    keys = ("psnr_y", "psnr_rgb", "ssim_y", "nima_mean")
-    sums: dict[str, float] = {}
-    for s in scales:
-        view = dataset.with_scale(s) if len(scales) > 1 else dataset
-        for i in range(env.rank, n, env.world_size):
-            lr, hr = view[i]
-            lr, hr = lr[None].to(env.device), hr[None].to(env.device)
-            sr = enhance(model, lr, scale=s, fast=env.fast).float()
-            if s == 1:
-                bicubic = lr.clone()
-            else:
-                bicubic = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False)
-                bicubic = bicubic.clamp(0, 1)
-            for name, img in (("val", sr), ("bicubic", bicubic)):
-                vals = {
-                    "psnr_y": psnr_y(img, hr, shave=s).item(),
-                    "psnr_rgb": psnr_rgb(img, hr, shave=s).item(),
-                    "ssim_y": ssim_y(img, hr, shave=s).item(),
-                }
-                if scorer is not None:
-                    vals["nima_mean"] = mean_score(score(scorer, img)).item()
-                for k, v in vals.items():
-                    sums[f"{name}_{k}_x{s}"] = sums.get(f"{name}_{k}_x{s}", 0.0) + v
-            sums[f"count_x{s}"] = sums.get(f"count_x{s}", 0.0) + 1
-            if grid_path is not None and env.rank == 0 and i == 0 and s == scales[0]:
-                save_grid(grid_path, lr, bicubic, sr, hr)
-    # The same keys in the same order on every worker, even one that got no image.
-    names = [f"count_x{s}" for s in scales] + [
-        f"{prefix}_{k}_x{s}"
-        for prefix in ("val", "bicubic")
-        for k in (keys if scorer is not None else keys[:-1])
-        for s in scales
-    ]
-    reduced = common.all_reduce_sum([sums.get(k, 0.0) for k in names], env.device)
-    totals = dict(zip(names, reduced, strict=True))
-    metrics: dict[str, float] = {}
-    for prefix in ("val", "bicubic"):
-        for k in keys:
-            per_scale = []
-            for s in scales:
-                key = f"{prefix}_{k}_x{s}"
-                if key in totals and totals.get(f"count_x{s}", 0) > 0:
-                    value = totals[key] / totals[f"count_x{s}"]
-                    per_scale.append(value)
-                    if len(scales) > 1:
-                        metrics[key] = value
-            if per_scale:
-                metrics[f"{prefix}_{k}"] = sum(per_scale) / len(per_scale)
-    if was_training:
-        model.train()
-    return metrics
-
-
-def save_grid(
-    path: Path, lr: torch.Tensor, bicubic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor
-) -> None:
-    """One PNG: input (nearest-upscaled) | bicubic | output | reference, side by side."""
-    from nie_core.data.images import save_image
-
-    size = hr.shape[-2:]
-    tiles = [F.interpolate(lr, size=size, mode="nearest"), bicubic, sr, hr]
-    gap = torch.ones(1, 3, size[0], 4, device=hr.device)
-    row = torch.cat([t for tile in tiles for t in (tile.clamp(0, 1), gap)][:-1], dim=-1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(path, row[0].cpu())
-
-
 def train_loop(config: dict) -> dict:
     """``train_loop_per_worker`` of the enhancer job (runs on every Ray Train worker)."""
-    import ray.train.torch
-    from torch.utils.data import DataLoader
-
-    cfg = config_from_dict(EnhancerJobConfig, config["job"])
-    faults = Faults.from_dict(config.get("faults"))
-    run_id, uri, run_folder = (
-        config["mlflow_run_id"],
-        config["tracking_uri"],
-        Path(config["run_dir"]),
-    )
-    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
+    loop = LoopConfig.from_dict(config)
+    cfg = config_from_dict(EnhancerJobConfig, loop.job)
+    env = WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
     multi = cfg.model.name in MDSR_NAMES
     scales = tuple(cfg.model.scales)
 
     train_set = train_dataset(cfg)
-    loaders = {}
-    for s in scales:
-        view = train_set.with_scale(s) if len(scales) > 1 else train_set
-        loader = DataLoader(
-            view,
-            batch_size=cfg.run.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=cfg.run.num_data_workers,
-        )
-        loaders[s] = ray.train.torch.prepare_data_loader(loader)
+    loaders = {
+        s: train_loader(train_set.with_scale(s) if len(scales) > 1 else train_set, cfg.run)
+        for s in scales
+    }
     valid_set = valid_dataset(cfg)
 
-    model = _build_model(cfg)
-    if env.fast:
-        model = model.to(memory_format=torch.channels_last)
-    model = ray.train.torch.prepare_model(
-        model, parallel_strategy_kwargs={"find_unused_parameters": True} if multi else None
-    )
+    model = prepare_model(_build_model(cfg), env, find_unused_parameters=multi)
     scorer = load_scorer(cfg)
     if scorer is not None:
         scorer = scorer.to(env.device)
@@ -357,110 +250,47 @@ def train_loop(config: dict) -> dict:
     scheduler = torch.optim.lr_scheduler.StepLR(
         optimizer, step_size=cfg.optim.lr_decay_epochs, gamma=cfg.optim.lr_decay_factor
     )
-
-    start_epoch, global_step = common.resume(model, optimizer, scheduler)
-    resumed_from = global_step
-    if resumed_from and env.rank == 0:
+    too_large = (f"training set ({len(train_set)} patches); lower run.batch_size or raise "
+                 "data.repeat")  # fmt: skip
+    epochs = EpochLoop.start(loop, env, model, optimizer, scheduler, cfg.run,
+                             min(len(loader) for loader in loaders.values()), too_large)  # fmt: skip
+    if epochs.resumed_from and env.rank == 0:
         # This attempt continues the same MLflow run (a crash, a lost node, or a rerun): the
         # tag names the step it restarted from; the resumed_from_step metric keeps each one.
-        tracking.client(uri).set_tag(run_id, "nie.resumed_from_step", str(resumed_from))
-    # Wall time of the training loop over all attempts (model cards and `nie zoo export`).
-    train_seconds = float((common.restore() or {}).get("train_seconds", 0.0))
+        tracking.client(loop.tracking_uri).set_tag(
+            loop.mlflow_run_id, "nie.resumed_from_step", str(epochs.resumed_from)
+        )
 
-    steps_per_epoch = min(len(loader) for loader in loaders.values())
-    if cfg.run.steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.run.steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"batch_size {cfg.run.batch_size} x {env.world_size} workers is larger than the "
-            f"training set ({len(train_set)} patches); lower run.batch_size or raise data.repeat"
-        )
-    progress = common.Progress(env, cfg.run.epochs, start_epoch, cfg.run.progress)
-    job_dict = config["job"]
-    metrics: dict[str, float] = {}
-    for epoch in range(start_epoch, cfg.run.epochs):
-        model.train()
-        for loader in loaders.values():
-            if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
-                loader.sampler.set_epoch(epoch)
+    def batches(epoch: int) -> Iterator[tuple[int, list[torch.Tensor]]]:
+        """(scale, (LR, HR)) pairs: each scale equally often, the same order on every worker."""
         iterators = {s: iter(loader) for s, loader in loaders.items()}
-        schedule = _scale_schedule(scales, steps_per_epoch, cfg.run.seed * 1000 + epoch)
-        progress.start_epoch_timer()
-        epoch_start = time.monotonic()
-        sums = {"loss": 0.0, "pixel": 0.0, "aesthetic": 0.0}
-        for step_scale in schedule:
-            lr_img, hr_img = next(iterators[step_scale])
-            lr_img, hr_img = env.to_device(lr_img), env.to_device(hr_img)
-            with env.autocast():
-                out = _forward(model, lr_img, step_scale, multi)
-                parts = loss_fn(out.float(), hr_img.float())
-            optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
-            optimizer.step()
-            global_step += 1
-            # Summed on the device: an .item() per step would wait for the GPU every step.
-            sums["loss"] += parts.total.detach()
-            sums["pixel"] += parts.pixel.detach()
-            sums["aesthetic"] += parts.aesthetic.detach()
-            crash_once_at_step(env.rank, global_step, faults, run_folder)
-            every = cfg.run.validate_every_steps
-            if every and global_step % every == 0 and global_step % steps_per_epoch != 0:
-                mid = validate(
-                    common.unwrap(model), scorer, valid_set, env, cfg.data.max_valid_images
-                )
-                if env.rank == 0:
-                    tracking.log_metrics(uri, run_id, mid, step=global_step)
-        scheduler.step()
-        sums = {k: float(v) for k, v in sums.items()}  # one device sync per epoch
-        train_seconds += time.monotonic() - epoch_start
+        schedule = _scale_schedule(scales, epochs.steps_per_epoch, cfg.run.seed * 1000 + epoch)
+        return ((s, next(iterators[s])) for s in schedule)
+
+    def step(batch: tuple[int, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+        scale, (lr_img, hr_img) = batch
+        return train_step(model, (env.to_device(lr_img), env.to_device(hr_img)), loss_fn,
+                          optimizer, env.autocast(), (scale,) if multi else ())  # fmt: skip
+
+    def validate_now(grid_path: Path | None = None) -> dict[str, float]:
+        return validate(unwrap(model), scorer, valid_set, env, cfg.data.max_valid_images,
+                        grid_path=grid_path)  # fmt: skip
+
+    metrics: dict[str, float] = {}
+    for epoch in epochs.epochs():
+        model.train()
+        sums = epochs.run_epoch(epoch, loaders.values(), batches, step, validate_now)
         grid = Path(tempfile.mkdtemp(prefix="nie-grid-")) / f"epoch_{epoch + 1:03d}.png"
-        val = validate(
-            common.unwrap(model),
-            scorer,
-            valid_set,
-            env,
-            cfg.data.max_valid_images,
-            grid_path=grid if cfg.tracking.log_images else None,
-        )
+        val = validate_now(grid if cfg.tracking.log_images else None)
+        mean = {k: v / epochs.steps_per_epoch for k, v in sums.items()}
         # Aesthetic terms only when the scorer ran: a logged 0 would read as a perfect score.
-        aesthetic = (
-            {"train_aesthetic_loss": sums["aesthetic"] / steps_per_epoch}
-            if loss_fn.gamma > 0
-            else {}
-        )
-        metrics = {
-            "train_loss": sums["loss"] / steps_per_epoch,
-            **aesthetic,
-            "train_pixel_loss": sums["pixel"] / steps_per_epoch,
-            **val,
-            "lr": scheduler.get_last_lr()[0],
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "resumed_from_step": resumed_from,
-        }
-        metrics.update(
-            progress.epoch_done(
-                epoch, steps_per_epoch, steps_per_epoch * cfg.run.batch_size, metrics
-            )
-        )
-        metrics["patches_per_s"] = metrics.pop("samples_per_s")
-        if env.rank == 0:
-            tracking.log_metrics(uri, run_id, metrics, step=global_step)
-            if grid.exists():
-                tracking.client(uri).log_artifact(run_id, str(grid), artifact_path="validation")
-        state = {
-            "model_name": cfg.model.name,
-            "model_kwargs": model_kwargs(cfg),
-            "model": common.unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "train_seconds": train_seconds,
-            "metrics": {k: float(v) for k, v in metrics.items()},
-            "config": job_dict,
-        }
-        common.report(env, metrics, state, job_dict)
+        aesthetic = {"train_aesthetic_loss": mean["aesthetic"]} if loss_fn.gamma > 0 else {}
+        train = {"train_loss": mean["loss"], **aesthetic, "train_pixel_loss": mean["pixel"]}
+        metrics = epochs.finish_epoch(
+            epoch, epochs.epoch_metrics(epoch, train, val), "patches_per_s",
+            {"model_name": cfg.model.name, "model_kwargs": model_kwargs(cfg)},
+            artifacts={grid: "validation"},
+        )  # fmt: skip
     return metrics
 
 
@@ -469,7 +299,7 @@ def train_loop(config: dict) -> dict:
 
 def train_enhancer(
     cfg: EnhancerJobConfig, callbacks: list | None = None, *, faults: Faults = NO_FAULTS
-) -> common.TrainResult:
+) -> TrainResult:
     """Train an enhancer on Ray Train and track it in MLflow; see the module docstring.
 
     Checks the config, data and scorer before starting any worker. Rerunning with the same
@@ -479,17 +309,6 @@ def train_enhancer(
     """
     cfg = resolve(cfg)
     check(cfg)
-    return common.run_job(
-        cfg=cfg,
-        loop=train_loop,
-        job_dict=config_to_dict(cfg),
-        registered=registered_name(cfg) if cfg.tracking.register else None,
-        tags={
-            "nie.job": "enhancer",
-            "nie.model": cfg.model.name,
-            "nie.task": cfg.data.task,
-            "nie.gamma": str(cfg.loss.gamma),
-        },
-        callbacks=callbacks,
-        faults=faults,
-    )
+    tags = {"nie.job": "enhancer", "nie.model": cfg.model.name, "nie.task": cfg.data.task,
+            "nie.gamma": str(cfg.loss.gamma)}  # fmt: skip
+    return run_job(cfg, train_loop, registered_name(cfg), tags, callbacks, faults)

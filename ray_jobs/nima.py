@@ -7,8 +7,7 @@ two-class accuracy at 5.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-import nie_tracking as tracking
-from nie_core.config import config_from_dict, config_to_dict
+from nie_core.config import config_from_dict
 from nie_core.data.ava import AVA
 from nie_core.losses import emd_loss
 from nie_core.metrics import binary_accuracy, lcc, mean_score, srcc
 from nie_core.models.nima import BACKBONES
+from nie_core.training import train_step
 
-from . import common
 from .config import NimaJobConfig
-from .fault_injection import NO_FAULTS, Faults, crash_once_at_step
+from .driver import TrainResult, absolute_path, run_job
+from .epochs import EpochLoop
+from .fault_injection import NO_FAULTS, Faults
+from .worker import LoopConfig, WorkerEnv, all_reduce_sum, prepare_model, train_loader, unwrap
 
 
 def resolve(cfg: NimaJobConfig) -> NimaJobConfig:
@@ -36,11 +37,11 @@ def resolve(cfg: NimaJobConfig) -> NimaJobConfig:
     d = cfg.data
     data = replace(
         d,
-        root=common.absolute_path(d.root),
-        csv=common.absolute_path(d.csv),
-        split_file=common.absolute_path(d.split_file),
+        root=absolute_path(d.root),
+        csv=absolute_path(d.csv),
+        split_file=absolute_path(d.split_file),
     )
-    model = replace(cfg.model, weights=common.absolute_path(cfg.model.weights))
+    model = replace(cfg.model, weights=absolute_path(cfg.model.weights))
     return replace(cfg, run=run, tracking=trk, data=data, model=model)
 
 
@@ -115,7 +116,7 @@ def _param_groups(model: torch.nn.Module, cfg: NimaJobConfig) -> list[dict]:
 def validate(
     model: torch.nn.Module,
     dataset: AVA,
-    env: common.WorkerEnv,
+    env: WorkerEnv,
     max_images: int | None,
     batch_size: int,
 ) -> dict[str, float]:
@@ -140,7 +141,7 @@ def validate(
     buf_target = np.zeros(size)
     buf_pred[mine] = pred
     buf_target[mine] = target
-    total = common.all_reduce_sum([emd_sum, *buf_pred.tolist(), *buf_target.tolist()], env.device)
+    total = all_reduce_sum([emd_sum, *buf_pred.tolist(), *buf_target.tolist()], env.device)
     emd_total, all_pred, all_target = total[0], total[1 : 1 + size], total[1 + size :]
     model.train()
     return {
@@ -152,125 +153,66 @@ def validate(
     }
 
 
+def _emd(probs: torch.Tensor, dists: torch.Tensor) -> torch.Tensor:
+    """The training loss as ``train_step`` calls it: ``loss_fn(output, target)``."""
+    return emd_loss(dists, probs)
+
+
 def train_loop(config: dict) -> dict:
     """``train_loop_per_worker`` of the nima job."""
-    import ray.train.torch
-    from torch.utils.data import DataLoader
-
-    cfg = config_from_dict(NimaJobConfig, config["job"])
-    faults = Faults.from_dict(config.get("faults"))
-    run_id, uri, run_folder = (
-        config["mlflow_run_id"],
-        config["tracking_uri"],
-        Path(config["run_dir"]),
-    )
-    env = common.WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
+    loop = LoopConfig.from_dict(config)
+    cfg = config_from_dict(NimaJobConfig, loop.job)
+    env = WorkerEnv.setup(cfg.run.seed, cfg.run.fast, cfg.scaling.cpus_per_worker)
     train_set, valid_set = datasets(cfg)
-    loader = DataLoader(
-        train_set,
-        batch_size=cfg.run.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=cfg.run.num_data_workers,
-    )
-    loader = ray.train.torch.prepare_data_loader(loader)
+    loader = train_loader(train_set, cfg.run)
 
     model = _build_model(cfg)
     train_only(model, cfg.model.train_only)
-    if env.fast:
-        model = model.to(memory_format=torch.channels_last)
-    model = ray.train.torch.prepare_model(model)
+    model = prepare_model(model, env)
     optimizer = torch.optim.Adam(
-        _param_groups(common.unwrap(model), cfg),
+        _param_groups(unwrap(model), cfg),
         betas=cfg.optim.betas,
         weight_decay=cfg.optim.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.optim.lr_decay)
+    too_large = f"AVA training split ({len(train_set)} images); lower run.batch_size"
+    epochs = EpochLoop.start(
+        loop, env, model, optimizer, scheduler, cfg.run, len(loader), too_large
+    )
 
-    start_epoch, global_step = common.resume(model, optimizer, scheduler)
-    # Wall time of the training loop over all attempts (model cards and `nie zoo export`).
-    train_seconds = float((common.restore() or {}).get("train_seconds", 0.0))
-    resumed_from = global_step
-
-    steps_per_epoch = len(loader)
-    if cfg.run.steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, cfg.run.steps_per_epoch)
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"batch_size {cfg.run.batch_size} x {env.world_size} workers is larger than the "
-            f"AVA training split ({len(train_set)} images); lower run.batch_size"
-        )
-    progress = common.Progress(env, cfg.run.epochs, start_epoch, cfg.run.progress)
-    metrics: dict[str, float] = {}
-    for epoch in range(start_epoch, cfg.run.epochs):
-        model.train()
-        train_only(common.unwrap(model), cfg.model.train_only)
-        if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        progress.start_epoch_timer()
-        epoch_start = time.monotonic()
-        loss_sum = 0.0
-        for step, (images, dists) in enumerate(loader):
-            if step >= steps_per_epoch:
+    def batches(epoch: int) -> Iterator[list[torch.Tensor]]:
+        """The loader's first ``steps_per_epoch`` batches."""
+        for index, batch in enumerate(loader):
+            if index >= epochs.steps_per_epoch:
                 break
-            images, dists = env.to_device(images), dists.to(env.device)
-            with env.autocast():
-                probs = model(images)
-            loss = emd_loss(dists, probs.float())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            global_step += 1
-            loss_sum += loss.item()
-            crash_once_at_step(env.rank, global_step, faults, run_folder)
-        scheduler.step()
-        train_seconds += time.monotonic() - epoch_start
-        val = validate(
-            common.unwrap(model), valid_set, env, cfg.data.max_valid_images, cfg.run.batch_size
-        )
-        metrics = {
-            "train_emd": loss_sum / steps_per_epoch,
-            **val,
-            "lr": scheduler.get_last_lr()[0],
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "resumed_from_step": resumed_from,
-            "unreadable_images": train_set.num_unreadable,
-        }
-        metrics.update(
-            progress.epoch_done(
-                epoch, steps_per_epoch, steps_per_epoch * cfg.run.batch_size, metrics
-            )
-        )
-        metrics["images_per_s"] = metrics.pop("samples_per_s")
-        if env.rank == 0:
-            tracking.log_metrics(uri, run_id, metrics, step=global_step)
-        state = {
-            "model_name": "nima",
-            "model_kwargs": model_kwargs(cfg),
-            "model": common.unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "epoch": epoch + 1,
-            "global_step": global_step,
-            "train_seconds": train_seconds,
-            "metrics": {k: float(v) for k, v in metrics.items()},
-            "config": config["job"],
-        }
-        common.report(env, metrics, state, config["job"])
+            yield batch
+
+    def step(batch: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        images, dists = batch
+        on_device = (env.to_device(images), dists.to(env.device))
+        loss = train_step(model, on_device, _emd, optimizer, env.autocast())["loss"]
+        return {"loss": loss.double()}  # train_emd has always been summed in float64
+
+    metrics: dict[str, float] = {}
+    for epoch in epochs.epochs():
+        model.train()
+        train_only(unwrap(model), cfg.model.train_only)
+        sums = epochs.run_epoch(epoch, [loader], batches, step)
+        val = validate(unwrap(model), valid_set, env, cfg.data.max_valid_images, cfg.run.batch_size)
+        metrics = epochs.finish_epoch(
+            epoch,
+            epochs.epoch_metrics(epoch, {"train_emd": sums["loss"] / epochs.steps_per_epoch}, val,
+                                 {"unreadable_images": train_set.num_unreadable}),
+            "images_per_s",
+            {"model_name": "nima", "model_kwargs": model_kwargs(cfg)},
+        )  # fmt: skip
     return metrics
 
 
-def train_nima(cfg: NimaJobConfig, *, faults: Faults = NO_FAULTS) -> common.TrainResult:
+def train_nima(cfg: NimaJobConfig, *, faults: Faults = NO_FAULTS) -> TrainResult:
     """Train NIMA on Ray Train and track it in MLflow (resumable by ``run.name``).
     ``faults``: NIE's tests only."""
     cfg = resolve(cfg)
     check(cfg)
-    return common.run_job(
-        cfg=cfg,
-        loop=train_loop,
-        job_dict=config_to_dict(cfg),
-        registered=registered_name(cfg) if cfg.tracking.register else None,
-        tags={"nie.job": "nima", "nie.backbone": cfg.model.backbone},
-        faults=faults,
-    )
+    tags = {"nie.job": "nima", "nie.backbone": cfg.model.backbone}
+    return run_job(cfg, train_loop, registered_name(cfg), tags, faults=faults)

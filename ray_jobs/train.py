@@ -11,8 +11,8 @@ import sys
 
 from nie_core.config import load_config
 
-from .common import TrainResult
 from .config import EnhancerJobConfig, NimaJobConfig
+from .driver import TrainResult
 from .enhancer import train_enhancer
 from .nima import train_nima
 

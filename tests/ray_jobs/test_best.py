@@ -1,4 +1,4 @@
-"""Driver helpers of ray_jobs.common that need no Ray cluster."""
+"""ray_jobs.best: picking a run's best checkpoint (no Ray cluster needed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from ray_jobs.common import best_checkpoint
+from ray_jobs.best import best_checkpoint
 
 
 @pytest.mark.parametrize("mode", ["max", "min"])
