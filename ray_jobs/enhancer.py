@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import nie_tracking as tracking
-from nie_core.checkpoint import load_checkpoint, load_model
+from nie_core.checkpoint import load_checkpoint, load_model, resolve_checkpoint_path
 from nie_core.config import config_from_dict
 from nie_core.data.div2k import DIV2K, ImageFolderSR, PairedSRDataset
 from nie_core.losses import HybridLoss
@@ -29,7 +29,7 @@ from .driver import TrainResult, absolute_path, run_job
 from .enhancer_validation import validate
 from .epochs import EpochLoop
 from .fault_injection import NO_FAULTS, Faults
-from .worker import CHECKPOINT_FILE, LoopConfig, WorkerEnv, prepare_model, train_loader, unwrap
+from .worker import LoopConfig, WorkerEnv, prepare_model, train_loader, unwrap
 
 MDSR_NAMES = ("mdsr", "mdsr_baseline")
 
@@ -145,21 +145,15 @@ def load_scorer(cfg: EnhancerJobConfig) -> torch.nn.Module | None:
         if parse_zoo_uri(path).model != "nima":
             raise ValueError(f"loss.nima_checkpoint {path!r} is not a NIMA in the zoo")
         return freeze_scorer(load_zoo_uri(path))
-    state = load_checkpoint(_checkpoint_file(path))
+    try:
+        state = load_checkpoint(resolve_checkpoint_path(path))
+    except ValueError as error:
+        raise ValueError(f"loss.nima_checkpoint: {error}") from error
     if state.get("model_name") != "nima":
         raise ValueError(
             f"loss.nima_checkpoint {path!r} holds a {state.get('model_name')!r} model, not nima"
         )
     return freeze_scorer(load_model(path))
-
-
-def _checkpoint_file(path: str) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        p = p / CHECKPOINT_FILE
-    if not p.is_file():
-        raise ValueError(f"checkpoint {path!r} does not exist")
-    return p
 
 
 def check(cfg: EnhancerJobConfig) -> None:

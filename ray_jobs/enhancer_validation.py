@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nie_core.baselines import bicubic_baseline
 from nie_core.data.div2k import PairedSRDataset
 from nie_core.metrics import psnr_rgb, psnr_y, ssim_y
 
@@ -42,11 +43,7 @@ def validate(
             lr, hr = view[i]
             lr, hr = lr[None].to(env.device), hr[None].to(env.device)
             sr = enhance(model, lr, scale=s, fast=env.fast).float()
-            if s == 1:
-                bicubic = lr.clone()
-            else:
-                bicubic = F.interpolate(lr, size=hr.shape[-2:], mode="bicubic", align_corners=False)
-                bicubic = bicubic.clamp(0, 1)
+            bicubic = bicubic_baseline(lr, hr.shape[-2:])  # the input itself at scale 1
             for name, img in (("val", sr), ("bicubic", bicubic)):
                 vals = {
                     "psnr_y": psnr_y(img, hr, shave=s).item(),

@@ -16,7 +16,7 @@ from nie_cli.demo.guide import (
 from nie_cli.demo.pipeline import log, run_demo
 from nie_cli.demo.service import start_demo_service
 from nie_cli.demo.summary import SUMMARY_MARKDOWN
-from ray_jobs.common import format_seconds
+from ray_jobs.progress import format_seconds
 
 LOG_FILE = "demo.log"  # in runs/: every line of every `nie demo`, appended
 

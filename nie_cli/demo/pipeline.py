@@ -16,7 +16,8 @@ from nie_cli.demo.stages import StageResult, run_stage
 from nie_cli.demo.summary import demo_summary
 from nie_cli.interrupt import run_interruptible
 from nie_core.config import config_to_dict
-from ray_jobs.common import ensure_ray, format_seconds
+from ray_jobs.driver import ensure_ray
+from ray_jobs.progress import format_seconds
 
 
 @dataclass(frozen=True)

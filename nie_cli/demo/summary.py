@@ -10,7 +10,7 @@ from typing import Any
 
 from nie_cli.demo.layout import SCORER, DemoLayout
 from nie_cli.demo.stages import StageResult
-from ray_jobs.common import format_seconds
+from ray_jobs.progress import format_seconds
 
 SUMMARY_FILE = "demo_summary.json"
 SUMMARY_MARKDOWN = "demo_summary.md"

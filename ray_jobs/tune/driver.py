@@ -143,7 +143,7 @@ def run_tune(cfg: TuneJobConfig, *, faults: Faults = NO_FAULTS) -> TuneResult:
     config resumes them). Raises ``ValueError`` when no trial reports the objective.
     ``faults``: NIE's tests only (crash the first trials once).
     """
-    from ..common import ensure_ray
+    from ..driver import ensure_ray
 
     cfg = resolve(cfg)
     space = check(cfg)
