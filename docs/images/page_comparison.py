@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from nie_core.config import config_from_dict  # noqa: E402
+from nie_tracking.loading import load_enhancer, load_scorer  # noqa: E402
 from serve_app.api import ApiService, create_api  # noqa: E402
 from serve_app.config import ServiceConfig  # noqa: E402
-from nie_tracking.loading import load_enhancer, load_scorer  # noqa: E402
 from serve_app.results import ResultCache  # noqa: E402
 from tests.serve_app.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
