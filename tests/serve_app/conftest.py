@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -115,10 +116,12 @@ def serve_deploy(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def service(ray_cluster, tiny_checkpoints, tmp_path_factory) -> Iterator[RunningService]:
-    """The application, deployed once per test module with ``serve deploy`` and a Serve config
-    file (the production path, which also allows in-place reconfiguration)."""
+    """The application, deployed once for every test module of this package that uses it (a
+    deployment costs 1-2 minutes on 2 cores), with ``serve deploy`` and a Serve config file (the
+    production path, which also allows in-place reconfiguration). Tests that change it restore
+    it before they end."""
     from ray import serve
 
     from tests.conftest import free_port
@@ -146,7 +149,6 @@ def service(ray_cluster, tiny_checkpoints, tmp_path_factory) -> Iterator[Running
 
 
 def _wait_until_up(url: str, timeout_s: float = 120.0) -> None:
-    import httpx
 
     deadline = time.monotonic() + timeout_s
     while True:

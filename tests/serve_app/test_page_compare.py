@@ -1,6 +1,5 @@
 """The web page's comparison view, favicon and API docs in headless Chromium, over real HTTP
-against the module's Serve application (fixture ``service``). Collected through
-``test_service.py``, which imports these tests so that they share its deployment.
+against the package's Serve application (fixture ``service``).
 
 The comparison view's canvases are read back in the page (``toDataURL``, lossless) and compared
 with the result PNGs fetched over HTTP: every magnified view must be the region of its image with
@@ -16,14 +15,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import skimage.data
 
+from tests.serve_app import calls
 from tests.serve_app.browser import NetworkLog
 from tests.serve_app.conftest import decode_png, png_bytes
 
 pytestmark = pytest.mark.ray
 
-COFFEE_SMALL = skimage.data.coffee()[100:196, 200:328]  # 96 x 128 crop; x2 outputs 192 x 256
 MODELS = ["edsr_x2_baseline", "edsr_x2_hybrid"]
 
 
@@ -35,7 +33,7 @@ def open_results(browser, service, tmp_path: Path, log: NetworkLog | None = None
     comparison view drawn. Returns (context, page, {name: image array from HTTP}). ``log``
     records the context's requests (without blocking any: the page fetches its favicon)."""
     photo = tmp_path / "coffee.png"
-    photo.write_bytes(png_bytes(COFFEE_SMALL))
+    photo.write_bytes(png_bytes(calls.COFFEE_SMALL))
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     if log is not None:
         log.attach(context, block_outside=False)
