@@ -121,7 +121,8 @@ def service(ray_cluster, tiny_checkpoints, tmp_path_factory) -> Iterator[Running
     """The application, deployed once for every test module of this package that uses it (a
     deployment costs 1-2 minutes on 2 cores), with ``serve deploy`` and a Serve config file (the
     production path, which also allows in-place reconfiguration). Tests that change it restore
-    it before they end."""
+    it before they end. The modules that use it are named ``test_service*.py``: they run one
+    after another, after ``test_replica_loss.py``'s own deployment has gone."""
     from ray import serve
 
     from tests.conftest import free_port
