@@ -41,12 +41,7 @@ def dashboard_sign_in() -> str | None:
 def _program(name: str) -> str:
     """``name`` as the user can type it: the virtualenv's copy, relative when under the cwd."""
     path = Path(sys.executable).with_name(name)
-    if not path.exists():
-        return name
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return relative_to_cwd(path) if path.exists() else name
 
 
 def mlflow_ui_command(uri: str) -> str:
@@ -63,9 +58,9 @@ def next_commands(demo: DemoResult, served: bool) -> list[str]:
     inputs = sorted(lr_dir.glob("*.png"))
     hybrid = demo.stages["hybrid"].result.get("checkpoint_dir")
     if inputs and hybrid:
-        lines.append(f"{nie} enhance {relative_to_cwd(inputs[0])} --model {relative_to_cwd(Path(hybrid))} "
-                     "--out enhanced/")  # fmt: skip
-        lines.append(f"{nie} score {relative_to_cwd(inputs[0])}   (the zoo's NIMA)")
+        image, model = relative_to_cwd(inputs[0]), relative_to_cwd(Path(hybrid))
+        lines.append(f"{nie} enhance {image} --model {model} --out enhanced/")
+        lines.append(f"{nie} score {image}   (the zoo's NIMA)")
     lines.append(f"{nie} eval --data {relative_to_cwd(layout.valid_root)}")
     if not served:
         here = layout.workdir == Path.cwd().resolve()
@@ -76,6 +71,7 @@ def next_commands(demo: DemoResult, served: bool) -> list[str]:
 
 
 def relative_to_cwd(path: Path) -> str:
+    """``path`` relative to the current directory when it is under it, else as given."""
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
