@@ -19,13 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from nie_core.checkpoint import load_checkpoint, save_checkpoint, write_resolved_config
+from nie_core.checkpoint import (
+    CHECKPOINT_FILENAME,
+    load_checkpoint,
+    save_checkpoint,
+    write_resolved_config,
+)
 from nie_core.inference import fast_path_supported
 from nie_core.training import fast_autocast
 
 from .fault_injection import Faults
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = CHECKPOINT_FILENAME  # what Ray Train checkpoints hold, as nie_core names it
 
 
 @dataclass(frozen=True)

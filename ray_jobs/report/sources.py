@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 import nie_tracking as tracking
+from nie_core.checkpoint import CHECKPOINT_FILENAME
 from nie_tracking.loading import (
     ModelUnavailableError,
     load_enhancer,
@@ -33,7 +34,7 @@ def _best_checkpoint_dir(params: Mapping[str, str]) -> Path | None:
     if not storage or not name:
         return None
     best = Path(storage).resolve() / name / "best"
-    return best if (best / "checkpoint.pt").is_file() else None
+    return best if (best / CHECKPOINT_FILENAME).is_file() else None
 
 
 def run_model_source(uri: str, run_id: str, params: Mapping[str, str]) -> str:
