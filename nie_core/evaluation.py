@@ -7,6 +7,11 @@ its LR input is made on the fly with the project's bicubic (``bicubic_downsample
 antialiased); outputs are clamped and rounded to 8 bits before any metric. Metrics per image:
 
 - PSNR-Y and SSIM-Y (BT.601 luma, ``shave = scale`` pixels at each border), against the HR;
+- GMSD (Xue et al. 2014; lower is better), against the HR with ``shave = scale``: structural
+  distortion judged by gradient similarity, with no learned weights;
+- artifact energy in dB (``nie_core.metrics.artifacts``; lower is better, 0 = none), against the
+  HR with ``shave = scale``: fine detail the output adds on the HR's smooth areas, the faint
+  patterns an enhancer can paint to game a learned scorer;
 - NIQE (Mittal et al. 2013, published MATLAB parameters; lower is better), no reference;
 - LR-consistency: PSNR-Y between the LR input and the output downscaled with the same bicubic
   (how well the output explains its input; higher is better, bicubic upsampling is not perfect);
@@ -33,16 +38,18 @@ from nie_core.baselines import bicubic_baseline
 from nie_core.data.degradations import bicubic_downsample, crop_to_multiple
 from nie_core.data.images import read_image, to_tensor, to_uint8
 from nie_core.inference import enhance, score
-from nie_core.metrics import mean_score, psnr_y, ssim_y
+from nie_core.metrics import artifact_energy, gmsd, mean_score, psnr_y, ssim_y
 from nie_core.metrics.niqe import niqe
 
 __all__ = ["PROTOCOL", "METRICS", "EvalTable", "evaluate_images", "list_images", "scorer_ranking"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-METRICS = ("psnr_y", "ssim_y", "niqe", "lr_psnr_y", "nima")
+METRICS = ("psnr_y", "ssim_y", "gmsd", "artifacts", "niqe", "lr_psnr_y", "nima")
 METRIC_TITLES = {
     "psnr_y": "PSNR-Y dB",
     "ssim_y": "SSIM-Y",
+    "gmsd": "GMSD (lower better)",
+    "artifacts": "Artifacts dB (lower better)",
     "niqe": "NIQE (lower better)",
     "lr_psnr_y": "LR-consistency dB",
     "nima": "NIMA mean",
@@ -50,6 +57,9 @@ METRIC_TITLES = {
 PROTOCOL = (
     "LR = project bicubic (Pillow, antialiased) of the HR cropped to a multiple of the scale; "
     "outputs clamped and rounded to 8 bits; PSNR/SSIM on BT.601 Y with shave = scale; "
+    "GMSD (Xue et al. 2014, c = 170, on 0..255 luma) with shave = scale; artifacts = dB of "
+    "high-pass energy above the HR's on its smooth 16 px tiles (HR high-pass RMS < 2 grey "
+    "levels), with shave = scale; "
     "NIQE on luma with the published MATLAB parameters; LR-consistency = PSNR-Y(LR, "
     "bicubic-downscaled output); mean ± standard deviation over images"
 )
@@ -93,7 +103,7 @@ class EvalTable:
             cells = []
             for metric in metrics:
                 s = stats.get(metric)
-                digits = 4 if metric == "ssim_y" else (3 if metric == "nima" else 2)
+                digits = 4 if metric in ("ssim_y", "gmsd") else (3 if metric == "nima" else 2)
                 cells.append(f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}" if s else "–")
             lines.append(f"| {row} | " + " | ".join(cells) + " |")
         n = len(self.images)
@@ -159,6 +169,8 @@ def evaluate_images(
             if row != "reference":
                 table.add(row, "psnr_y", psnr_y(out, hr, shave=scale).item())
                 table.add(row, "ssim_y", ssim_y(out, hr, shave=scale).item())
+                table.add(row, "gmsd", gmsd(out, hr, shave=scale).item())
+                table.add(row, "artifacts", artifact_energy(out, hr, shave=scale).item())
                 down = to_tensor(bicubic_downsample(to_uint8(out[0]), scale))[None]
                 table.add(row, "lr_psnr_y", psnr_y(down, lr).item())
             table.add(row, "niqe", niqe(out[0]))

@@ -65,9 +65,12 @@ def _comparison(stats: Mapping[str, Any], l2: str, hybrid: str) -> str:
     for row in (l2, hybrid):
         gain = mean(row, "psnr_y") - mean("bicubic", "psnr_y")
         parts.append(f"{row}: {gain:+.2f} dB PSNR-Y over bicubic")
-    diff = {m: mean(hybrid, m) - mean(l2, m) for m in ("psnr_y", "nima", "niqe", "lr_psnr_y")}
+    metrics = ("psnr_y", "nima", "niqe", "lr_psnr_y", "gmsd", "artifacts")
+    diff = {m: mean(hybrid, m) - mean(l2, m) for m in metrics}
     parts.append(
         f"hybrid minus L2: NIMA {diff['nima']:+.3f}, PSNR-Y {diff['psnr_y']:+.2f} dB, "
-        f"NIQE {diff['niqe']:+.2f} (lower is better), LR-consistency {diff['lr_psnr_y']:+.2f} dB"
+        f"NIQE {diff['niqe']:+.2f} (lower is better), LR-consistency {diff['lr_psnr_y']:+.2f} dB, "
+        f"GMSD {diff['gmsd']:+.4f} (lower is better), artifacts {diff['artifacts']:+.2f} dB "
+        "(lower is better)"
     )
     return "; ".join(parts) + "."

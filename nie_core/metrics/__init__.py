@@ -1,9 +1,12 @@
-"""Evaluation metrics: PSNR/SSIM for enhancement and NIMA's aesthetic agreement measures."""
+"""Evaluation metrics: PSNR/SSIM/GMSD and artifact energy for enhancement, NIQE, and NIMA's
+aesthetic agreement measures."""
 
 from __future__ import annotations
 
 from nie_core.losses.emd import emd_loss as emd
 from nie_core.metrics.aesthetic import binary_accuracy, lcc, mean_score, srcc, std_score
+from nie_core.metrics.artifacts import artifact_energy
+from nie_core.metrics.gmsd import gmsd
 from nie_core.metrics.image_quality import psnr_rgb, psnr_y, rgb_to_y, ssim_y
 from nie_core.metrics.niqe import niqe
 
@@ -12,6 +15,8 @@ __all__ = [
     "psnr_rgb",
     "psnr_y",
     "ssim_y",
+    "gmsd",
+    "artifact_energy",
     "niqe",
     "mean_score",
     "std_score",

@@ -141,12 +141,14 @@ def test_demo_summary_and_report(fast_demo) -> None:
     rows = list(stats)
     assert rows[0] == "bicubic" and rows[-1] == "reference" and len(rows) == 4
     for row in rows[:-1]:
-        assert set(stats[row]) == {"psnr_y", "ssim_y", "niqe", "lr_psnr_y", "nima"}
+        assert set(stats[row]) == {"psnr_y", "ssim_y", "gmsd", "artifacts", "niqe",
+                                   "lr_psnr_y", "nima"}  # fmt: skip
         assert 20.0 < stats[row]["psnr_y"]["mean"] < 45.0
         assert stats[row]["psnr_y"]["n"] == 4
     assert set(stats["reference"]) == {"niqe", "nima"}  # no-reference metrics only
     assert all(1.0 <= s["nima"]["mean"] <= 10.0 for s in stats.values())
-    for needed in ("PSNR-Y", "NIQE", "LR-consistency", "±", "hybrid minus L2", "Protocol"):
+    for needed in ("PSNR-Y", "NIQE", "LR-consistency", "GMSD", "Artifacts", "±",
+                   "hybrid minus L2", "Protocol"):  # fmt: skip
         assert needed in fast_demo.summary_table, needed
     summary = json.loads((fast_demo.layout.runs / "demo_summary.json").read_text())
     assert summary["images"] == table.images and summary["machine"] and summary["date"]

@@ -45,8 +45,8 @@ def test_eval_writes_a_table_with_bicubic_and_reference(hr_folder, tiny_checkpoi
                    "--no-nima", "--out", str(out)])  # fmt: skip
     assert status == 0
     printed = capsys.readouterr().out
-    for needed in ("PSNR-Y", "SSIM-Y", "NIQE", "LR-consistency", "bicubic", "reference",
-                   "Protocol", "shave = scale", "8 bits"):  # fmt: skip
+    for needed in ("PSNR-Y", "SSIM-Y", "GMSD", "Artifacts dB", "NIQE", "LR-consistency",
+                   "bicubic", "reference", "Protocol", "shave = scale", "8 bits"):  # fmt: skip
         assert needed in printed, needed
     result = json.loads((out / "results.json").read_text())
     assert result["images"] == ["cat.png", "cup.png"] and result["scale"] == 2
@@ -57,6 +57,8 @@ def test_eval_writes_a_table_with_bicubic_and_reference(hr_folder, tiny_checkpoi
     assert 20 < bicubic["psnr_y"]["mean"] < 40 and bicubic["psnr_y"]["n"] == 2
     # Bicubic explains its input well but not perfectly; the reference has no PSNR.
     assert 30 < bicubic["lr_psnr_y"]["mean"] < 60
+    # Bicubic is blurred (GMSD above 0) but adds no structure on smooth areas.
+    assert 0 < bicubic["gmsd"]["mean"] < 0.35 and 0 <= bicubic["artifacts"]["mean"] < 1.0
     assert set(summary["reference"]) == {"niqe"}
     assert (out / "results.md").read_text().startswith("**nie eval x2")
 
