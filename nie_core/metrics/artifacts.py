@@ -5,7 +5,7 @@ painting faint regular textures (lines, gratings, checkerboards of a few grey le
 smooth areas such as sky, walls or out-of-focus background. PSNR and SSIM move little (a
 grating of amplitude 3/255 over a whole photograph: PSNR-Y 43 dB, SSIM-Y 0.975, small next to
 the errors of SR outputs), GMSD hardly at all (its c = 170 masks gradients of a few grey
-levels), and NIQE may even like it. This measure looks only where the reference has no fine
+levels, and its 2x2 average cancels a period-2 pattern outright), and NIQE may even like it. This measure looks only where the reference has no fine
 detail and asks how much more fine detail the output has there:
 
 1. Luma on 0..255 (full-swing BT.601, :func:`nie_core.metrics.gmsd.luma_255`) of both images.
@@ -29,9 +29,9 @@ removes the reference's grain) scores 0, not a reward; lost detail is for PSNR, 
 to measure. The calibration (tests/nie_core/metrics/test_artifacts.py): on chelsea, coffee and
 astronaut, and a Gaussian-blurred (sigma 4) photograph, bicubic x2..x4 up-sampling of the
 bicubic-downscaled reference gives 0.0-0.5 dB, the reference itself exactly 0, and a grating
-of amplitude 2-3/255 (period 2, 4 or 6 px) added to the image about 4-8 dB. Limits: an enhancer that
-removes the grain of a smooth area and puts a pattern of equal energy in its place is not
-caught (the measure compares energy, not spectra); patterns coarser than ~16 px are mostly
+of amplitude 2-3/255 (period 2, 4 or 6 px) added to the image about 4-8 dB. Limits: an
+enhancer that removes the grain of a smooth area and puts a pattern of equal energy in its
+place is not caught (the measure compares energy, not spectra); patterns coarser than ~16 px are mostly
 ignored; regenerated grain of the reference's strength reads a few tenths of a dB, as tile
 energies fluctuate and only the excess counts.
 """
