@@ -5,8 +5,9 @@ painting faint regular textures (lines, gratings, checkerboards of a few grey le
 smooth areas such as sky, walls or out-of-focus background. PSNR and SSIM move little (a
 grating of amplitude 3/255 over a whole photograph: PSNR-Y 43 dB, SSIM-Y 0.975, small next to
 the errors of SR outputs), GMSD hardly at all (its c = 170 masks gradients of a few grey
-levels, and its 2x2 average cancels a period-2 pattern outright), and NIQE may even like it. This measure looks only where the reference has no fine
-detail and asks how much more fine detail the output has there:
+levels, and its 2x2 average cancels a period-2 pattern outright), and NIQE, having no
+reference, cannot tell added structure from real detail. This measure looks only where the
+reference has no fine detail and asks how much more fine detail the output has there:
 
 1. Luma on 0..255 (full-swing BT.601, :func:`nie_core.metrics.gmsd.luma_255`) of both images.
 2. High-pass: ``hp = Y - G_sigma * Y`` with a Gaussian of ``sigma = 2`` px (radius 6, reflected
@@ -31,9 +32,9 @@ astronaut, and a Gaussian-blurred (sigma 4) photograph, bicubic x2..x4 up-sampli
 bicubic-downscaled reference gives 0.0-0.5 dB, the reference itself exactly 0, and a grating
 of amplitude 2-3/255 (period 2, 4 or 6 px) added to the image about 4-8 dB. Limits: an
 enhancer that removes the grain of a smooth area and puts a pattern of equal energy in its
-place is not caught (the measure compares energy, not spectra); patterns coarser than ~16 px are mostly
-ignored; regenerated grain of the reference's strength reads a few tenths of a dB, as tile
-energies fluctuate and only the excess counts.
+place is not caught (the measure compares energy, not spectra); patterns coarser than ~16 px
+are mostly ignored; regenerated grain of the reference's strength reads a few tenths of a dB,
+as tile energies fluctuate and only the excess counts.
 """
 
 from __future__ import annotations
