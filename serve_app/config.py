@@ -125,11 +125,11 @@ class ReplicaSettings:
 
 @dataclass(frozen=True)
 class ScorerSpec:
-    """The NIMA scorer (Talebi & Milanfar 2018) that rates inputs and outputs."""
+    """The NIMA scorer (Talebi & Milanfar 2018) that rates inputs and outputs. How images are
+    resized for it is the model's own (its ``scorer_input``), as in ``nie score``: not set here."""
 
     source: str = ""  # NIMA checkpoint file/folder or models:/NAME@ALIAS (as for ModelSpec)
     backbone: str = "mnasnet1_0"  # of the random-weight scorer only (allow_untrained)
-    resize: int = 224  # images are resized to resize x resize before scoring (NIMA input size)
     max_batch_size: int = 8  # @serve.batch: most images scored in one forward pass
     batch_wait_timeout_s: float = 0.02  # @serve.batch: how long a batch waits to fill up
     replicas: ReplicaSettings = field(
@@ -143,8 +143,6 @@ class ScorerSpec:
             raise ValueError(
                 f"scorer.batch_wait_timeout_s must be >= 0, got {self.batch_wait_timeout_s}"
             )
-        if self.resize < 32:
-            raise ValueError(f"scorer.resize must be >= 32, got {self.resize}")
 
 
 @dataclass(frozen=True)

