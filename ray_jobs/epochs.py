@@ -2,9 +2,9 @@
 
 One epoch (:meth:`EpochLoop.run_epoch`): the samplers are set to the epoch, each batch goes
 through the job's step, the loss terms are summed on the device (one sync per epoch), and after
-every step come fault injection and, every ``run.validate_every_steps`` steps, a mid-epoch
-validation; then the scheduler steps. :meth:`EpochLoop.finish_epoch` prints the epoch line, logs
-the metrics to MLflow and reports a checkpoint to Ray Train.
+every step come fault injection (a crash or a pause) and, every ``run.validate_every_steps``
+steps, a mid-epoch validation; then the scheduler steps. :meth:`EpochLoop.finish_epoch` prints
+the epoch line, logs the metrics to MLflow and reports a checkpoint to Ray Train.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 import nie_tracking as tracking
 
-from .fault_injection import crash_once_at_step
+from .fault_injection import crash_once_at_step, pause_once_at_step
 from .progress import Progress
 from .worker import LoopConfig, WorkerEnv, report, resume, unwrap
 
@@ -99,6 +99,8 @@ class EpochLoop:
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
             crash_once_at_step(self.env.rank, self.global_step, self.loop.faults,
+                               self.loop.run_dir)  # fmt: skip
+            pause_once_at_step(self.env.rank, self.global_step, self.loop.faults,
                                self.loop.run_dir)  # fmt: skip
             if validate is not None and self._validates_now():
                 mid = validate()
