@@ -54,25 +54,42 @@ def descendants(pid: int) -> list[int]:
 
 def force_exit(signum: int, frame: object) -> None:
     """The second Ctrl-C: kill the processes of the Ray cluster this process started (if it
-    started one) and anything else it started, without waiting; leave with status 130."""
+    started one) and anything else it started, without waiting; leave with status 130.
+
+    Nothing here may wait on a lock: this handler runs on the main thread, which may be inside
+    the first Ctrl-C's ``ray.shutdown()`` holding Ray's process-removal lock (calling Ray's own
+    ``kill_all_processes`` from here deadlocked on it). So the processes are found by reading
+    ``/proc`` and Ray's process table, and killed with plain signals."""
     say("nie: forced to stop")
     # Ray's workers and agents are its raylet's children: list everything before killing the
     # raylet, whose orphans would no longer be found under this process.
-    started = descendants(os.getpid())
-    try:
-        from ray._private import worker  # the connected node; Ray has no public handle to it
-
-        node = getattr(worker, "_global_node", None)
-        if node is not None and node.head:
-            node.kill_all_processes(check_alive=False, allow_graceful=False)
-    except Exception:  # noqa: BLE001 - leaving is all that matters now
-        pass
+    started = descendants(os.getpid()) + _ray_node_pids()
     for pid in started + descendants(os.getpid()):
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     os._exit(EXIT_INTERRUPTED)
+
+
+def _ray_node_pids() -> list[int]:
+    """The pids in the process table of the Ray node this process started (empty when it
+    started none), read without taking Ray's locks."""
+    try:
+        from ray._private import worker  # the connected node; Ray has no public handle to it
+
+        node = getattr(worker, "_global_node", None)
+        if node is None or not node.head:
+            return []
+        table = dict(getattr(node, "all_processes", {}) or {})
+        return [
+            info.process.pid
+            for infos in table.values()
+            for info in list(infos)
+            if getattr(info, "process", None) is not None and info.process.pid
+        ]
+    except Exception:  # noqa: BLE001 - leaving is all that matters now
+        return []
 
 
 def arm_force_exit() -> None:
