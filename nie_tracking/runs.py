@@ -46,6 +46,72 @@ _OPEN_RUNS: dict[str, str] = {}
 _ENDED_BY_INTERRUPT: set[str] = set()
 
 
+class TrackingUnavailableError(RuntimeError):
+    """The tracking store could not say whether a recorded run exists (it is unreachable or
+    failing): the job stops rather than start a second run for the same job."""
+
+
+# Reading the recorded run: tries, and the wait before the first retry (doubled each time).
+RESUME_TRIES = 4
+RESUME_BACKOFF_S = 1.0
+
+# MLflow error codes of a store that failed rather than answered (retried).
+_TRANSIENT_CODES = frozenset(
+    {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED"}
+)
+
+
+def _is_transient(error: Exception) -> bool:
+    """Whether ``error`` is a failing or unreachable store (connection refused, a 5xx, a
+    locked database) rather than an answer about the run."""
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException):
+        return True  # e.g. a connection error the client did not wrap
+    status = error.get_http_status_code()
+    return error.error_code in _TRANSIENT_CODES or status >= 500 or status == 429
+
+
+def _recorded_run(c: Any, uri: str, run_id: str, run_id_file: Path) -> Any | None:
+    """The run ``run_id`` recorded in ``run_id_file``, or None when the store says it does not
+    exist (the store was deleted or moved: the job starts afresh).
+
+    A transient error is retried ``RESUME_TRIES`` times with exponential backoff, then raises
+    :class:`TrackingUnavailableError`, as does any other error: starting a new run then would
+    silently fork the job's history into two runs.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    delay, attempt = RESUME_BACKOFF_S, 1
+    while True:
+        try:
+            return c.get_run(run_id)
+        except Exception as error:  # noqa: BLE001 - classified below
+            if isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            transient = _is_transient(error)
+            if not transient or attempt == RESUME_TRIES:
+                tries = f" after {attempt} tries" if transient else ""
+                raise TrackingUnavailableError(
+                    f"could not read MLflow run {run_id} (recorded in {run_id_file}) from {uri}"
+                    f"{tries}: {_first_line(error)}. Not starting a new run, which would split "
+                    f"this job's history in two: rerun when the tracking store answers, or "
+                    f"delete {run_id_file} to start a new run on purpose"
+                ) from error
+            print(f"nie: MLflow at {uri} could not read run {run_id} (try {attempt} of "
+                  f"{RESUME_TRIES}; again in {delay:g} s): {_first_line(error)}",
+                  file=sys.stderr)  # fmt: skip
+            time.sleep(delay)
+            delay, attempt = delay * 2, attempt + 1
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def start_or_resume_run(
     uri: str,
     experiment: str,
@@ -59,6 +125,8 @@ def start_or_resume_run(
 
     The resolved config becomes the run's params. On resume, params that changed since the first
     attempt cannot be overwritten (MLflow forbids it); they are kept and a tag lists them.
+    A recorded run the store does not have starts a new run; a store that fails to answer
+    (unreachable, 5xx, locked) is retried, then raises :class:`TrackingUnavailableError`.
     """
     from mlflow.entities import Param, RunStatus
 
@@ -66,10 +134,7 @@ def start_or_resume_run(
     params = flatten(config)
     if run_id_file.exists():
         run_id = run_id_file.read_text().strip()
-        try:
-            run = c.get_run(run_id)
-        except Exception:  # the store was deleted or moved: start afresh
-            run = None
+        run = _recorded_run(c, uri, run_id, run_id_file) if run_id else None
         if run is not None:
             c.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
             old = run.data.params
