@@ -41,6 +41,7 @@ class EpochLoop:
     resumed_from: int = 0  # the global step this attempt started from
     train_seconds: float = 0.0  # wall time of the training loop over all attempts
     validate_every: int | None = None
+    epoch_lr: float | None = None  # the learning rate the last epoch trained with
 
     @classmethod
     def start(
@@ -89,6 +90,8 @@ class EpochLoop:
             if hasattr(loader, "sampler") and hasattr(loader.sampler, "set_epoch"):
                 loader.sampler.set_epoch(epoch)
         epoch_batches = batches(epoch)
+        # Read before the scheduler steps at the epoch's end: the lr logged is the one trained with.
+        self.epoch_lr = self.scheduler.get_last_lr()[0]
         self.progress.start_epoch_timer()
         epoch_start = time.monotonic()
         sums: dict[str, Any] = {}
@@ -122,10 +125,11 @@ class EpochLoop:
         val: Mapping[str, float],
         extra: Mapping[str, float] | None = None,
     ) -> dict[str, float]:
-        """The epoch's metrics: the training losses, the validation, then the counters."""
-        return {**train, **val, "lr": self.scheduler.get_last_lr()[0], "epoch": epoch + 1,
-                "global_step": self.global_step, "resumed_from_step": self.resumed_from,
-                **(extra or {})}  # fmt: skip
+        """The epoch's metrics: the training losses, the validation, then the counters (``lr``:
+        the epoch's own, not the next one's that the scheduler already holds)."""
+        lr = self.epoch_lr if self.epoch_lr is not None else self.scheduler.get_last_lr()[0]
+        return {**train, **val, "lr": lr, "epoch": epoch + 1, "global_step": self.global_step,
+                "resumed_from_step": self.resumed_from, **(extra or {})}  # fmt: skip
 
     def finish_epoch(
         self,

@@ -99,6 +99,24 @@ def test_mid_epoch_validation_runs_every_n_steps_but_not_at_an_epochs_end(tmp_pa
     assert logged["metrics"] == [(2, {"val_x": 2.0}), (4, {"val_x": 4.0})]
 
 
+def test_the_lr_logged_is_the_one_the_epoch_trained_with(tmp_path, logged) -> None:
+    """Issue 21 item 7: the scheduler steps at an epoch's end, and the epoch's metrics used to
+    read the lr after that (the next epoch's). The lr halves every epoch here: 0.1, then 0.05."""
+    loop = make_loop(tmp_path)
+    used: list[float] = []
+
+    def step(batch):
+        used.append(loop.optimizer.param_groups[0]["lr"])
+        return train_step(loop.model, batch, F.mse_loss, loop.optimizer)
+
+    logged_lr = []
+    for epoch in loop.epochs():
+        loop.run_epoch(epoch, [], data, step)
+        logged_lr.append(loop.epoch_metrics(epoch, {}, {})["lr"])
+    assert used == [0.1] * 3 + [0.05] * 3
+    assert logged_lr == [0.1, 0.05] and loop.scheduler.get_last_lr() == [0.025]
+
+
 def test_the_injected_fault_crashes_at_its_step_once(tmp_path, logged) -> None:
     loop = make_loop(tmp_path, Faults(fail_after_step=2))
     step = lambda batch: train_step(loop.model, batch, F.mse_loss, loop.optimizer)  # noqa: E731
