@@ -38,7 +38,7 @@ from nie_core.baselines import bicubic_baseline
 from nie_core.data.degradations import bicubic_downsample, crop_to_multiple
 from nie_core.data.images import read_image, to_tensor, to_uint8
 from nie_core.inference import enhance, score
-from nie_core.metrics import artifact_energy, gmsd, mean_score, psnr_y, ssim_y
+from nie_core.metrics import artifact_energy, gmsd, mean_score, psnr_y, quantise_8bit, ssim_y
 from nie_core.metrics.niqe import niqe
 
 __all__ = ["PROTOCOL", "METRICS", "EvalTable", "evaluate_images", "list_images", "scorer_ranking"]
@@ -132,10 +132,6 @@ def _centre_crop(image: np.ndarray, crop: int | None, scale: int) -> np.ndarray:
     return image[top : top + crop, left : left + crop]
 
 
-def _quantised(x: torch.Tensor) -> torch.Tensor:
-    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
-
-
 def evaluate_images(
     hr_images: Sequence[np.ndarray | Path],
     models: dict[str, Callable[[torch.Tensor], torch.Tensor] | nn.Module],
@@ -157,13 +153,13 @@ def evaluate_images(
         hr_array = _centre_crop(read_image(item) if isinstance(item, Path) else item, crop, scale)
         lr_array = bicubic_downsample(hr_array, scale)
         hr, lr = to_tensor(hr_array)[None], to_tensor(lr_array)[None]
-        outputs = {"bicubic": _quantised(bicubic_baseline(lr, hr.shape[-2:]))}
+        outputs = {"bicubic": quantise_8bit(bicubic_baseline(lr, hr.shape[-2:]))}
         for row, model in models.items():
             if isinstance(model, nn.Module):
                 out = enhance(model, lr, scale=scale, tile_size=256, fast=fast)
             else:
                 out = model(lr)
-            outputs[row] = _quantised(out)
+            outputs[row] = quantise_8bit(out)
         outputs["reference"] = hr
         for row, out in outputs.items():
             if row != "reference":

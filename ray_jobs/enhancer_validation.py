@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nie_core.baselines import bicubic_baseline
 from nie_core.data.div2k import PairedSRDataset
-from nie_core.metrics import psnr_rgb, psnr_y, ssim_y
+from nie_core.metrics import psnr_rgb, psnr_y, quantise_8bit, ssim_y
 
 from .worker import WorkerEnv, all_reduce_sum
 
@@ -27,7 +27,9 @@ def validate(
     grid_path: Path | None = None,
 ) -> dict[str, float]:
     """PSNR (Y and RGB, shave = scale), SSIM (Y) and mean NIMA score of the model's outputs,
-    and the same for bicubic upsampling as a reference line; images sharded over workers."""
+    and the same for bicubic upsampling as a reference line; images sharded over workers.
+    Both are rounded to 8 bits first (``quantise_8bit``), as ``nie eval`` rounds them, so that
+    val_psnr_y is the PSNR-Y that ``nie eval`` reports for the same model and image."""
     from nie_core.inference import enhance, score
     from nie_core.metrics import mean_score
 
@@ -42,8 +44,8 @@ def validate(
         for i in range(env.rank, n, env.world_size):
             lr, hr = view[i]
             lr, hr = lr[None].to(env.device), hr[None].to(env.device)
-            sr = enhance(model, lr, scale=s, fast=env.fast).float()
-            bicubic = bicubic_baseline(lr, hr.shape[-2:])  # the input itself at scale 1
+            sr = quantise_8bit(enhance(model, lr, scale=s, fast=env.fast).float())
+            bicubic = quantise_8bit(bicubic_baseline(lr, hr.shape[-2:]))  # the input at scale 1
             for name, img in (("val", sr), ("bicubic", bicubic)):
                 vals = {
                     "psnr_y": psnr_y(img, hr, shave=s).item(),

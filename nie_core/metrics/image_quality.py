@@ -12,6 +12,8 @@ Conventions shared by every function here:
   Y in [16, 235]; here it is divided by 255, so Y lies in [16/255, 235/255].
 - The peak value is 1 for both RGB and Y (255 on the 8-bit scale), so Y-PSNR equals the number
   computed by the common MATLAB and Python SR evaluation scripts.
+- A restored image is measured as saved, on 8 bits: callers pass ``quantise_8bit(sr)`` (``nie
+  eval`` and the jobs' validation both do, so that their numbers agree).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["rgb_to_y", "psnr_rgb", "psnr_y", "ssim_y"]
+__all__ = ["quantise_8bit", "rgb_to_y", "psnr_rgb", "psnr_y", "ssim_y"]
 
 # MATLAB rgb2ycbcr, Y row, for R, G, B in [0, 1] and Y on the 0..255 scale.
 _Y_OFFSET = 16.0
@@ -32,6 +34,12 @@ _SSIM_WINDOW = 11
 _SSIM_SIGMA = 1.5
 _SSIM_C1 = (0.01 * 1.0) ** 2
 _SSIM_C2 = (0.03 * 1.0) ** 2
+
+
+def quantise_8bit(x: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped to [0, 1] and rounded to the nearest of the 256 levels of 8 bits, still as
+    floats in [0, 1]: the image a user gets once the output is saved as a PNG."""
+    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
 
 
 def _check_rgb_batch(x: torch.Tensor, name: str) -> None:
