@@ -39,9 +39,21 @@ from nie_core.data.degradations import bicubic_downsample, crop_to_multiple
 from nie_core.data.images import read_image, to_tensor, to_uint8
 from nie_core.inference import enhance, score
 from nie_core.metrics import artifact_energy, gmsd, mean_score, psnr_y, quantise_8bit, ssim_y
+from nie_core.metrics.artifacts import TILE
+from nie_core.metrics.niqe import MIN_SIZE as NIQE_MIN_SIZE
 from nie_core.metrics.niqe import niqe
 
-__all__ = ["PROTOCOL", "METRICS", "EvalTable", "evaluate_images", "list_images", "scorer_ranking"]
+__all__ = [
+    "PROTOCOL",
+    "METRICS",
+    "JUDGE_CROP",
+    "EvalTable",
+    "evaluate_images",
+    "list_images",
+    "lr_consistency",
+    "output_judges",
+    "scorer_ranking",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 METRICS = ("psnr_y", "ssim_y", "gmsd", "artifacts", "niqe", "lr_psnr_y", "nima")
@@ -132,6 +144,72 @@ def _centre_crop(image: np.ndarray, crop: int | None, scale: int) -> np.ndarray:
     return image[top : top + crop, left : left + crop]
 
 
+def lr_consistency(lr: torch.Tensor, output: torch.Tensor, scale: int) -> float:
+    """LR-consistency in dB, higher is better: PSNR-Y between the input ``lr`` (1, 3, h, w) and
+    the ``output`` (1, 3, h*scale, w*scale), both in [0, 1], downscaled with the project's
+    bicubic (``bicubic_downsample``: Pillow, antialiased, on the 8-bit output). How well the
+    output explains its input; for ``scale`` 1 (deblurring) the PSNR-Y of output and input."""
+    down = to_tensor(bicubic_downsample(to_uint8(output[0]), scale))[None]
+    return psnr_y(down, lr).item()
+
+
+JUDGE_CROP = 512  # output pixels: the most of each side NIQE and artifacts look at (the centre)
+LR_PSNR_CAP = 100.0  # dB: output_judges' LR-consistency of an exact fit (PSNR +inf) is this
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def output_judges(
+    image: np.ndarray, output: np.ndarray, scale: int, max_side: int = JUDGE_CROP
+) -> dict[str, float | list[int] | None]:
+    """The judges of one enhanced image that need no ground truth (the service's; NIMA is the
+    Scorer's), so that no single learned score decides which output is best:
+
+    - ``lr_psnr_y``: :func:`lr_consistency` of the whole output against ``image`` (at most
+      100 dB: an exact fit, +inf, is not a JSON number);
+    - ``niqe``: NIQE of the output's centre region (None below NIQE's 192 px, or NaN);
+    - ``artifacts``: ``artifact_energy`` of the centre region (``shave = scale``) against the
+      bicubic up-sampling of the input (``bicubic_baseline``, rounded to 8 bits like the
+      output): smooth areas of the input must stay smooth (None when under 16 px remain);
+    - ``region``: ``[left, top, width, height]`` of that centre region in output pixels: at
+      most ``max_side`` a side, aligned to the scale (the whole output when it fits), which
+      bounds the cost for large images.
+
+    ``image`` is the uint8 (h, w, 3) input, ``output`` the uint8 (h*scale, w*scale, 3) result.
+    """
+    height, width = image.shape[:2]
+    if output.shape[:2] != (height * scale, width * scale):
+        raise ValueError(
+            f"output of shape {output.shape} is not the {height}x{width} input times {scale}"
+        )
+    lr, out = to_tensor(image)[None], to_tensor(output)[None]
+    side_h, side_w = min(height, max_side // scale), min(width, max_side // scale)
+    top, left = (height - side_h) // 2, (width - side_w) // 2
+    # The input region plus a margin beyond bicubic's 2-pixel reach: its up-sampling equals
+    # that part of the whole input's up-sampling, at a fraction of the cost.
+    margin = 4
+    y0, y1 = max(0, top - margin), min(height, top + side_h + margin)
+    x0, x1 = max(0, left - margin), min(width, left + side_w + margin)
+    up = bicubic_baseline(lr[..., y0:y1, x0:x1], ((y1 - y0) * scale, (x1 - x0) * scale))
+    rows = slice((top - y0) * scale, (top - y0 + side_h) * scale)
+    cols = slice((left - x0) * scale, (left - x0 + side_w) * scale)
+    reference = quantise_8bit(up)[..., rows, cols]
+    region = out[..., top * scale : (top + side_h) * scale, left * scale : (left + side_w) * scale]
+    niqe_value = artifacts = None
+    if min(region.shape[-2:]) >= NIQE_MIN_SIZE:
+        niqe_value = _finite_or_none(niqe(region[0]))
+    if min(region.shape[-2:]) >= TILE + 2 * scale:
+        artifacts = _finite_or_none(artifact_energy(region, reference, shave=scale).item())
+    return {
+        "lr_psnr_y": min(lr_consistency(lr, out, scale), LR_PSNR_CAP),
+        "niqe": niqe_value,
+        "artifacts": artifacts,
+        "region": [left * scale, top * scale, side_w * scale, side_h * scale],
+    }
+
+
 def evaluate_images(
     hr_images: Sequence[np.ndarray | Path],
     models: dict[str, Callable[[torch.Tensor], torch.Tensor] | nn.Module],
@@ -167,8 +245,7 @@ def evaluate_images(
                 table.add(row, "ssim_y", ssim_y(out, hr, shave=scale).item())
                 table.add(row, "gmsd", gmsd(out, hr, shave=scale).item())
                 table.add(row, "artifacts", artifact_energy(out, hr, shave=scale).item())
-                down = to_tensor(bicubic_downsample(to_uint8(out[0]), scale))[None]
-                table.add(row, "lr_psnr_y", psnr_y(down, lr).item())
+                table.add(row, "lr_psnr_y", lr_consistency(lr, out, scale))
             table.add(row, "niqe", niqe(out[0]))
             if scorer is not None:
                 table.add(row, "nima", mean_score(score(scorer, out)).item())
