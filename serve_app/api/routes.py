@@ -122,7 +122,8 @@ def add_image_routes(app: FastAPI, service: ApiService) -> None:
         accept: Annotated[str | None, Header()] = None,
     ) -> Response:
         """Enhance one image with one model: the PNG, or JSON (``format=json`` or ``Accept:
-        application/json``) with the base64 PNG and the NIMA scores of input and output."""
+        application/json``) with the base64 PNG, the NIMA scores of input and output and the
+        output's other judges (NIQE, LR-consistency, artifacts)."""
         wants_json = format == "json" or (format is None and "application/json" in (accept or ""))
         requested = [model] if model else None
         async with asyncio.timeout(config.request_timeout_s):
@@ -140,10 +141,13 @@ def add_image_routes(app: FastAPI, service: ApiService) -> None:
                 png, timings["encode"] = await timed(asyncio.to_thread(encode_png, run.output))
                 headers["Server-Timing"] = server_timing(**timings)
                 return Response(png, media_type="image/png", headers=headers)
-            scores, timings["score"] = await timed(service.score_all(done.images))
+            # NIMA (the Scorer) and the other judges (threads here) run side by side.
+            (scores, timings["score"]), (judges, timings["judges"]) = await asyncio.gather(
+                timed(service.score_all(done.images)), timed(service.judge_all(done))
+            )
             pngs, timings["encode"] = await timed(encode_pngs(done.images))
             headers["Server-Timing"] = server_timing(**timings)
-        summary = await service.keep_result(done, scores, pngs, root_path(request))
+        summary = await service.keep_result(done, scores, judges, pngs, root_path(request))
         body = EnhanceResponse(
             result_id=summary["result_id"],
             model=name,
@@ -168,14 +172,19 @@ def add_image_routes(app: FastAPI, service: ApiService) -> None:
         task: Annotated[Literal["sr", "deblur"] | None, Form()] = None,
         ensemble: Annotated[bool, Form()] = False,
     ) -> CompareResponse:
-        """Enhance one image with several models and score input and outputs (the web page's
-        request). The result stays available at ``/v1/results/{result_id}`` for a while."""
+        """Enhance one image with several models, score input and outputs with NIMA and judge
+        each output (NIQE, LR-consistency, artifacts; the "best" verdict when no judge
+        disagrees): the web page's request. The result stays available at
+        ``/v1/results/{result_id}`` for a while."""
         requested = [n.strip() for n in models.split(",") if n.strip()] if models else None
         async with asyncio.timeout(config.request_timeout_s):
             done = await service.enhance(image, requested, task, scale, ensemble, None)
-            scores = await service.score_all(done.images)
+            scores, judges = await asyncio.gather(
+                service.score_all(done.images), service.judge_all(done)
+            )
             pngs = await encode_pngs(done.images)
-        return CompareResponse(**await service.keep_result(done, scores, pngs, root_path(request)))
+        summary = await service.keep_result(done, scores, judges, pngs, root_path(request))
+        return CompareResponse(**summary)
 
 
 def add_result_routes(app: FastAPI, service: ApiService) -> None:

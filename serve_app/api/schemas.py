@@ -20,6 +20,35 @@ class ScoreResponse(Score):
     height: int
 
 
+class Judges(BaseModel):
+    """What each judge says of one output (``nie_core.judging`` holds which way is better)."""
+
+    nima: float | None = Field(description="NIMA mean score (higher is better; = score.mean)")
+    niqe: float | None = Field(
+        description="NIQE of the region (lower is better); null below 192 px a side"
+    )
+    lr_psnr_y: float | None = Field(
+        description="LR-consistency, dB: PSNR-Y of the input and the bicubic-downscaled "
+        "output (higher is better; at most 100)"
+    )
+    artifacts: float | None = Field(
+        description="dB of fine detail the region adds on the smooth areas of the bicubic "
+        "up-sampling of the input (lower is better, 0 = none)"
+    )
+    region: list[int] | None = Field(
+        description="[left, top, width, height] in output pixels: the centre region (at most "
+        "512 px a side) that NIQE and artifacts measure"
+    )
+
+
+class Verdict(BaseModel):
+    """Whether an output earns the "best" badge: only when no judge rates it worse than
+    another output of the result (beyond the judge's tolerance)."""
+
+    best: bool
+    reason: str = Field(description="why; when not best, the judge(s) that disagree")
+
+
 class ImageResult(BaseModel):
     """One image of a result: the input or a model's output."""
 
@@ -32,6 +61,8 @@ class ImageResult(BaseModel):
     elapsed_ms: float | None = Field(
         None, description="milliseconds the model took on this output in its replica"
     )
+    judges: Judges | None = Field(None, description="outputs only")
+    verdict: Verdict | None = Field(None, description="outputs of a result with several only")
 
 
 class EnhanceResponse(BaseModel):
@@ -53,7 +84,10 @@ class CompareResponse(BaseModel):
     ensemble: bool
     input: ImageResult
     outputs: list[ImageResult]
-    winner: str | None = Field(description="the output with the highest NIMA mean")
+    winner: str | None = Field(
+        description="the one output with the 'best' verdict: no judge rates it worse than "
+        "another; null when the judges disagree (or tie) or there is one output"
+    )
 
 
 class ModelInfo(BaseModel):

@@ -16,6 +16,8 @@ from fastapi import UploadFile
 from ray.serve.handle import DeploymentHandle
 
 from nie_core.data.images import ImageDecodeError, ImageTooLargeError, decode_image, encode_png
+from nie_core.evaluation import output_judges
+from nie_core.judging import judge_outputs, winner
 from serve_app.api.failures import ApiError
 from serve_app.config import ServiceConfig
 from serve_app.errors import InvalidRequestError
@@ -110,6 +112,17 @@ class ApiService:
         """:meth:`score` of each image, concurrently."""
         return await asyncio.gather(*(self.score(image) for image in images))
 
+    async def judge_all(self, enhanced: Enhanced) -> list[dict[str, Any]]:
+        """The judges of each output that need no ground truth (NIQE, LR-consistency against
+        the input, artifacts against the input's bicubic up-sampling; ``nie_core.evaluation.
+        output_judges``, on a centre region of at most 512 px a side), in worker threads."""
+        return await asyncio.gather(
+            *(
+                asyncio.to_thread(output_judges, enhanced.image, run.output, enhanced.scale)
+                for run in enhanced.runs
+            )
+        )
+
     async def run_model(
         self, name: str, image: np.ndarray, scale: int, ensemble: bool, tile_size: int | None
     ) -> ModelRun:
@@ -151,13 +164,14 @@ class ApiService:
         self,
         enhanced: Enhanced,
         scores: list[dict[str, Any]],
+        judges: list[dict[str, Any]],
         pngs: list[bytes],
         root_path: str,
     ) -> dict[str, Any]:
         """Store a result (its :func:`result_summary` and PNGs, input first) in the ResultStore
         under a new id, for ``/v1/results/{id}``; returns the summary."""
         result_id = uuid.uuid4().hex
-        summary = result_summary(result_id, root_path, enhanced, scores)
+        summary = result_summary(result_id, root_path, enhanced, scores, judges)
         images = dict(zip(["input", *enhanced.names], pngs, strict=True))
         await self.results.put.remote(result_id, summary, images)
         return summary
@@ -222,11 +236,18 @@ def choose_models(
 
 
 def result_summary(
-    result_id: str, root_path: str, enhanced: Enhanced, scores: list[dict[str, Any]]
+    result_id: str,
+    root_path: str,
+    enhanced: Enhanced,
+    scores: list[dict[str, Any]],
+    judges: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """A stored result, the body of a CompareResponse: the input and each output with the URL
     of its PNG (under the app's ``root_path``), its size and its score (``scores``: the input's
-    first), and the winner, the output with the highest NIMA mean."""
+    first); each output with its judges (NIMA's mean and ``judges``, one dict per output from
+    :meth:`ApiService.judge_all`) and, when there are several outputs, its verdict
+    (``nie_core.judging``: "best" only when no judge rates it worse than another output); and
+    the winner, the one output with that badge (None when the judges disagree)."""
 
     def url(name: str) -> str:
         return f"{root_path}/v1/results/{result_id}/{name}.png"
@@ -237,6 +258,16 @@ def result_summary(
             enhanced.names, enhanced.labels, enhanced.runs, scores[1:], strict=True
         )
     ]
+    for output, measured in zip(outputs, judges, strict=True):
+        output["judges"] = {"nima": output["score"]["mean"], **measured}
+    verdicts = None
+    if len(outputs) >= 2:
+        verdicts = judge_outputs(
+            {o["name"]: {k: v for k, v in o["judges"].items() if k != "region"} for o in outputs}
+        )
+        for output in outputs:
+            verdict = verdicts[output["name"]]
+            output["verdict"] = {"best": verdict.best, "reason": verdict.reason}
     return {
         "result_id": result_id,
         "task": enhanced.task,
@@ -244,7 +275,7 @@ def result_summary(
         "ensemble": enhanced.ensemble,
         "input": _image_result("input", "input", url("input"), enhanced.image, scores[0]),
         "outputs": outputs,
-        "winner": max(outputs, key=lambda r: r["score"]["mean"])["name"],
+        "winner": winner(verdicts) if verdicts else None,
     }
 
 
@@ -266,4 +297,6 @@ def _image_result(
         "height": height,
         "score": score,
         "elapsed_ms": elapsed_ms,
+        "judges": None,
+        "verdict": None,
     }

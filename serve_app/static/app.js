@@ -193,28 +193,60 @@ function renderCard(item, context) {
   }
   const parts = [`${item.width}×${item.height}`];
   if (item.elapsed_ms != null) parts.push(`${(item.elapsed_ms / 1000).toFixed(2)} s`);
+  const region = item.judges && item.judges.region;
+  if (region && (region[2] < item.width || region[3] < item.height)) {
+    parts.push(`NIQE, artifacts: centre ${region[2]}×${region[3]}`);
+  }
   card.querySelector(".meta").textContent = parts.join(" · ");
 
-  if (item.name === context.winner && isClearWinner(context)) {
+  renderJudges(card, item.judges);
+  // The badge and its absence come from the server (nie_core.judging): "best" only when no
+  // judge rates this output worse than another one; otherwise it says which judge disagrees.
+  const verdict = item.verdict;
+  if (verdict && verdict.best) {
     card.classList.add("winner");
     card.querySelector(".ribbon").hidden = false;
+    card.querySelector(".ribbon").title = `${verdict.reason}.`;
+  } else if (verdict) {
+    const note = card.querySelector(".verdict-note");
+    note.textContent = `Not best: ${verdict.reason}.`;
+    note.hidden = false;
   }
   return card;
 }
 
-function isClearWinner(result) {
-  // Highlight a best output only when there is a choice and it is not a tie at 2 decimals.
-  if (result.outputs.length < 2) return false;
-  const shown = result.outputs.map((o) => o.score.mean.toFixed(2));
-  const best = result.outputs.find((o) => o.name === result.winner).score.mean.toFixed(2);
-  return shown.filter((m) => m === best).length === 1;
+// The judges shown beside NIMA (the score badge): [key, title, which way is better, format].
+const JUDGE_ROWS = [
+  ["niqe", "NIQE", "lower is better", (v) => v.toFixed(2)],
+  ["lr_psnr_y", "LR-consistency", "higher is better", (v) => `${v.toFixed(2)} dB`],
+  ["artifacts", "Artifacts", "lower is better", (v) => `${v.toFixed(2)} dB`],
+];
+
+function renderJudges(card, judges) {
+  const list = card.querySelector(".judges");
+  if (!judges) return;
+  list.replaceChildren(...JUDGE_ROWS.flatMap(([key, title, better, format]) => {
+    const dt = document.createElement("dt");
+    dt.append(title, " ", Object.assign(document.createElement("span"), {
+      className: "hint", textContent: `(${better})`,
+    }));
+    const value = judges[key];
+    const dd = Object.assign(document.createElement("dd"), {
+      textContent: value == null ? "–" : format(value),
+    });
+    dd.dataset.judge = key;
+    if (value == null) dd.title = "not measured (image too small)";
+    return [dt, dd];
+  }));
+  list.hidden = false;
 }
 
 function renderResults(result) {
   const task = TASK_NAMES[result.task] || result.task;
   const ensemble = result.ensemble ? " · x8 self-ensemble" : "";
   $("results-summary").textContent =
-    `${task} ${formatScale(result.scale, result.task)}${ensemble} · NIMA mean score (1–10) ± std`;
+    `${task} ${formatScale(result.scale, result.task)}${ensemble} · NIMA mean score (1–10) ± std, ` +
+    "and NIQE, LR-consistency and artifacts for each output";
   const cards = [result.input, ...result.outputs].map((item) => renderCard(item, result));
   $("results-grid").replaceChildren(...cards);
   showComparison(result);

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from nie_core.evaluation import output_judges
+from nie_core.judging import judge_outputs, winner
 from nie_core.models.nima import mean_score, std_score
 from tests.serve_app import calls
 from tests.serve_app.conftest import decode_png, png_bytes
@@ -118,7 +120,7 @@ def test_enhance_json_has_base64_png_and_nima_scores(service, how: str) -> None:
     body = response.json()
     assert body["model"] == "edsr_x2_baseline" and body["scale"] == 2 and body["task"] == "sr"
     timings = server_timings(response)
-    assert list(timings) == ["decode", "model", "transfer", "score", "encode"]
+    assert list(timings) == ["decode", "model", "transfer", "score", "judges", "encode"]
     assert body["output"]["elapsed_ms"] == pytest.approx(timings["model"], abs=0.051)
     output = decode_png(base64.b64decode(body["image_png_base64"]))
     assert output.shape == (192, 256, 3)
@@ -137,6 +139,15 @@ def test_enhance_json_has_base64_png_and_nima_scores(service, how: str) -> None:
     # And the input score is what /v1/score says about the same image.
     direct = calls.post(service, "/v1/score", image).json()
     assert direct["mean"] == pytest.approx(body["input"]["score"]["mean"], abs=1e-5)
+    # The output's judges are nie_core's on the same pixels; one output has no verdict.
+    judges = body["output"]["judges"]
+    expected = output_judges(calls.COFFEE_SMALL, output, 2)
+    assert judges["nima"] == body["output"]["score"]["mean"]
+    assert judges["region"] == expected["region"] == [0, 0, 256, 192]  # all of it
+    for name in ("niqe", "lr_psnr_y", "artifacts"):
+        assert judges[name] == pytest.approx(expected[name], abs=1e-6), name
+    assert body["input"]["judges"] is None
+    assert body["output"]["verdict"] is None and body["input"]["verdict"] is None
 
 
 def test_score_matches_in_process_nima(service) -> None:
@@ -204,8 +215,20 @@ def test_compare_runs_each_model_and_keeps_the_result(service) -> None:
     body = response.json()
     assert [o["name"] for o in body["outputs"]] == ["edsr_x2_baseline", "edsr_x2_hybrid"]
     assert [o["label"] for o in body["outputs"]] == ["baseline", "hybrid"]
-    best = max(body["outputs"], key=lambda o: o["score"]["mean"])
-    assert body["winner"] == best["name"]
+    # Every output carries its judges and a verdict from nie_core.judging; the winner is the
+    # one output no judge rates worse than the other (None when they disagree).
+    verdicts = judge_outputs(
+        {
+            o["name"]: {k: v for k, v in o["judges"].items() if k != "region"}
+            for o in body["outputs"]
+        }
+    )
+    for output in body["outputs"]:
+        assert output["judges"]["nima"] == output["score"]["mean"]
+        assert set(output["judges"]) == {"nima", "niqe", "lr_psnr_y", "artifacts", "region"}
+        verdict = verdicts[output["name"]]
+        assert output["verdict"] == {"best": verdict.best, "reason": verdict.reason}
+    assert body["winner"] == winner(verdicts)
     assert httpx.get(f"{service.url}/v1/results/{body['result_id']}", timeout=30).json() == body
     for item, size in [(body["input"], (96, 128, 3))] + [
         (o, (192, 256, 3)) for o in body["outputs"]
