@@ -25,7 +25,8 @@ examples:
   nie tune --config ray_jobs/recipes/tune_sample.yaml
   nie serve --config serve_app/serve_config.yaml
   nie enhance data/photos/DIV2K/DIV2K_valid_LR_bicubic/X2/0801x2.png --out enhanced/
-                                                      (the demo's hybrid model, else the zoo's)
+                                                      (the demo's hybrid model if it passed the
+                                                      judges, else its L2 model, else the zoo's)
   nie score data/photos/DIV2K/DIV2K_valid_HR/0801.png  (the zoo's NIMA)
   nie demo --no-serve
   nie report --out runs/report
@@ -170,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         help="zoo:MODEL[-xS]@TAG, checkpoint path/dir, models:/NAME@ALIAS, or a model name "
-        "(default: the hybrid model `nie demo` registered, else zoo:edsr_baseline-x2@nie-photos)",
+        "(default: the hybrid model `nie demo` registered if the demo's verdict says it passed "
+        "the judges, else its L2 model, else zoo:edsr_baseline-x2@nie-photos; a line on stderr "
+        "says which and why)",
     )
     enhance.add_argument("--out", required=True, metavar="DIR", help="output folder")
     enhance.add_argument("--scale", type=int, default=None, help="scale for MDSR models")

@@ -25,11 +25,18 @@ def demo_summary(
     """Measure bicubic, the L2 and the hybrid model and the reference on every validation
     image (``nie_core.evaluation``: PSNR-Y, SSIM-Y, NIQE, LR-consistency, NIMA); returns the
     table and its Markdown, also written to ``runs/demo_summary.{json,md}`` with date and
-    machine."""
+    machine.
+
+    The JSON's ``verdict`` is what ``nie enhance`` follows without ``--model``: the hybrid model
+    passes only when no judge rates it worse than the L2 model on the mean values
+    (``nie_core.judging``; NIMA alone cannot carry it, as the hybrid loss optimises NIMA):
+    ``{"hybrid_passed", "reason", "default_model": "hybrid" | "baseline" (the L2 model's
+    label in the service config), "judges": {"L2": {...}, "hybrid": {...}}}``."""
     from datetime import datetime
 
     from nie_core.checkpoint import load_model
     from nie_core.evaluation import evaluate_images, list_images
+    from nie_core.judging import JUDGES, judge_outputs
     from nie_core.machine import describe_machine
     from nie_core.models.nima import freeze_scorer
     from nie_core.models.zoo import load_zoo_uri
@@ -44,13 +51,22 @@ def demo_summary(
     stats = table.summary()
     date = datetime.now(UTC).isoformat(timespec="seconds")
     title = f"nie demo summary ({date}, {describe_machine()}; training {format_seconds(training_seconds)})"
-    lines = [table.markdown(title), "", _comparison(stats, l2, hybrid)]
+    judged = {
+        name: {m: s["mean"] for m, s in stats[row].items() if m in JUDGES}
+        for name, row in (("L2", l2), ("hybrid", hybrid))
+    }
+    passed = judge_outputs(judged)["hybrid"]
+    verdict = {"hybrid_passed": passed.best, "reason": passed.reason,
+               "default_model": "hybrid" if passed.best else "baseline", "judges": judged}  # fmt: skip
+    choice = "the hybrid model" if passed.best else "the L2 model, not the hybrid"
+    lines = [table.markdown(title), "", _comparison(stats, l2, hybrid), "",
+             f"Verdict (nie_core.judging): {passed.reason}. `nie enhance` uses {choice}."]  # fmt: skip
     markdown = "\n".join(lines)
     layout.runs.mkdir(parents=True, exist_ok=True)
     (layout.runs / SUMMARY_MARKDOWN).write_text(markdown + "\n", encoding="utf-8")
     payload = {"date": date, "machine": describe_machine(), "training_seconds": training_seconds,
                "images": table.images, "scorer": SCORER, "summary": stats,
-               "per_image": table.values}  # fmt: skip
+               "per_image": table.values, "verdict": verdict}  # fmt: skip
     (layout.runs / SUMMARY_FILE).write_text(json.dumps(payload, indent=1), encoding="utf-8")
     return table, markdown
 
