@@ -274,17 +274,19 @@ def train_loop(config: dict) -> dict:
     for epoch in epochs.epochs():
         model.train()
         sums = epochs.run_epoch(epoch, loaders.values(), batches, step, validate_now)
-        grid = Path(tempfile.mkdtemp(prefix="nie-grid-")) / f"epoch_{epoch + 1:03d}.png"
-        val = validate_now(grid if cfg.tracking.log_images else None)
-        mean = {k: v / epochs.steps_per_epoch for k, v in sums.items()}
-        # Aesthetic terms only when the scorer ran: a logged 0 would read as a perfect score.
-        aesthetic = {"train_aesthetic_loss": mean["aesthetic"]} if loss_fn.gamma > 0 else {}
-        train = {"train_loss": mean["loss"], **aesthetic, "train_pixel_loss": mean["pixel"]}
-        metrics = epochs.finish_epoch(
-            epoch, epochs.epoch_metrics(epoch, train, val), "patches_per_s",
-            {"model_name": cfg.model.name, "model_kwargs": model_kwargs(cfg)},
-            artifacts={grid: "validation"},
-        )  # fmt: skip
+        # The grid's folder goes once finish_epoch has logged it (rank 0), on every rank.
+        with tempfile.TemporaryDirectory(prefix="nie-grid-") as grids:
+            grid = Path(grids) / f"epoch_{epoch + 1:03d}.png"
+            val = validate_now(grid if cfg.tracking.log_images else None)
+            mean = {k: v / epochs.steps_per_epoch for k, v in sums.items()}
+            # Aesthetic terms only when the scorer ran: a logged 0 would read as a perfect score.
+            aesthetic = {"train_aesthetic_loss": mean["aesthetic"]} if loss_fn.gamma > 0 else {}
+            train = {"train_loss": mean["loss"], **aesthetic, "train_pixel_loss": mean["pixel"]}
+            metrics = epochs.finish_epoch(
+                epoch, epochs.epoch_metrics(epoch, train, val), "patches_per_s",
+                {"model_name": cfg.model.name, "model_kwargs": model_kwargs(cfg)},
+                artifacts={grid: "validation"},
+            )  # fmt: skip
     return metrics
 
 

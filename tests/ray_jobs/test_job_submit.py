@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,8 +30,13 @@ def test_ray_job_submit_runs_enhancer_to_succeeded(ray_cluster, sample_data, tmp
     recipe.write_text(yaml.safe_dump(config_to_dict(cfg)))
     env = {**os.environ, **ray_cluster.env, "RAY_ADDRESS": ray_cluster.dashboard_url}
     ray_bin = str(Path(sys.executable).with_name("ray"))
+    # The job's processes (driver and Ray Train workers) take their temporary files here.
+    job_tmp = tmp_path / "job_tmp"
+    job_tmp.mkdir()
+    runtime_env = json.dumps({"env_vars": {"TMPDIR": str(job_tmp)}})
     cmd = [
-        ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT), "--",
+        ray_bin, "job", "submit", "--working-dir", str(REPO_ROOT),
+        "--runtime-env-json", runtime_env, "--",
         "python", "-m", "nie_cli", "train", "enhancer", "--config", str(recipe),
     ]  # fmt: skip
     # Right after `ray start` the head's job agent may still be coming up: retry that case only
@@ -45,6 +51,9 @@ def test_ray_job_submit_runs_enhancer_to_succeeded(ray_cluster, sample_data, tmp
     assert proc.returncode == 0, out[-4000:]
     assert "succeeded" in out.lower(), out[-4000:]
     assert (tmp_path / "runs" / "submitted" / "best" / "checkpoint.pt").is_file()
+    # Issue 21 item 7: each epoch's validation grid folder is removed once logged, on every
+    # rank (it used to leak one nie-grid-* folder per epoch per worker).
+    assert sorted(p.name for p in job_tmp.glob("nie-grid-*")) == []
 
 
 def test_ray_job_submit_without_token_is_refused(ray_cluster):
