@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from nie_core.losses.guards import GamingGuard
+
 from .fault_injection import REMOVED as _TESTS_ONLY
 
 RECIPES = Path(__file__).resolve().parent / "recipes"  # the bundled YAML recipes
@@ -41,7 +43,9 @@ class RunSettings:
     checkpoint_mode: Literal["max", "min"] = "max"  # whether bigger is better for that metric
     max_failures: int = 0  # worker crashes survived by restarting from the last checkpoint
     seed: int = 0  # base seed; worker r uses seed + r
-    fast: Literal["auto", "on", "off"] = "auto"  # bf16 autocast + channels_last where supported
+    # "auto": float32, channels_last where bf16 is native (the layout is fast there); "on":
+    # also bf16 autocast, which cost quality in training (bench/quality_parity.py); "off": plain
+    fast: Literal["auto", "on", "off"] = "auto"
     num_data_workers: int = 0  # DataLoader processes per Train worker (0: load in-process)
     progress: bool = True  # print a progress line per epoch (step rate, ETA)
     REMOVED_KEYS: ClassVar[dict[str, str]] = {"fail_after_step": _TESTS_ONLY}
@@ -98,6 +102,9 @@ class LossSettings:
     nima_backbone: str = "mnasnet1_0"  # backbone of the untrained scorer only
     aesthetic_on: Literal["image", "patch"] = "image"  # score each output whole or per patch
     aesthetic_patch: int = 64  # patch side for aesthetic_on=patch
+    # remedies against scorer gaming (random views / scales for the scorer, edge anchor, gamma
+    # warm-up; nie_core.losses.guards); the defaults are the report's plain loss
+    guard: GamingGuard = field(default_factory=GamingGuard)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,9 @@ class OptimSettings:
     weight_decay: float = 0.0  # report: no weight decay
     lr_decay_epochs: int = 200  # step decay period (EDSR halves every 2e5 iterations)
     lr_decay_factor: float = 0.5  # multiplier at each decay step
+    # linear learning-rate warm-up over the first steps: Adam's first updates move every weight
+    # by about lr whatever its gradient, which knocks a converged (zoo) model off its optimum
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,7 +137,9 @@ class EnhancerJobConfig:
 @dataclass(frozen=True)
 class NimaModelSettings:
     backbone: str = "mnasnet1_0"  # report: MnasNet; also mnasnet0_5, mobilenet_v2
-    weights: str | None = None  # None, "imagenet" (torchvision cache) or a checkpoint path
+    # None, "imagenet" (torchvision cache), a checkpoint path, or a zoo NIMA to fine-tune
+    # ("zoo:nima@nie-quality": the demo's scorer hardening)
+    weights: str | None = None
     dropout: float = 0.75  # NIMA paper
     # side the scorer resizes images to when scoring; None scores them as they are (a
     # technical-quality scorer trained on unresized crops must see the pixels unchanged)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,21 @@ def load_scorer(cfg: EnhancerJobConfig) -> torch.nn.Module | None:
     return freeze_scorer(load_model(path))
 
 
+def build_loss(cfg: EnhancerJobConfig, scorer: torch.nn.Module | None) -> HybridLoss:
+    """The job's loss from ``cfg.loss`` (the training benchmark builds it here too, so that it
+    times the loss the jobs train with). ``scorer``: the frozen NIMA of :func:`load_scorer`;
+    it is left out when ``gamma`` is 0."""
+    return HybridLoss(
+        scorer if cfg.loss.gamma > 0 else None,
+        gamma=cfg.loss.gamma,
+        pixel=cfg.loss.pixel,
+        pixel_range=cfg.loss.pixel_range,
+        aesthetic_on=cfg.loss.aesthetic_on,
+        aesthetic_patch=cfg.loss.aesthetic_patch,
+        guard=cfg.loss.guard,
+    )
+
+
 def check(cfg: EnhancerJobConfig) -> None:
     """Everything that can be checked before a worker starts; raises ``ValueError``."""
     from nie_core.models import list_models
@@ -200,6 +216,21 @@ def _scale_schedule(scales: tuple[int, ...], steps: int, seed: int) -> list[int]
     return order
 
 
+@contextmanager
+def warmed_up(optimizer: torch.optim.Optimizer, step: int, warmup_steps: int) -> Iterator[None]:
+    """Scale the learning rates by ``(step + 1) / warmup_steps`` for one step (0-based
+    ``step``), then put them back (the epoch scheduler owns them); no change after warm-up."""
+    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved, strict=True):
+            group["lr"] = lr
+
+
 def train_loop(config: dict) -> dict:
     """``train_loop_per_worker`` of the enhancer job (runs on every Ray Train worker)."""
     loop = LoopConfig.from_dict(config)
@@ -221,14 +252,7 @@ def train_loop(config: dict) -> dict:
         scorer = scorer.to(env.device)
         if env.fast:
             scorer = scorer.to(memory_format=torch.channels_last)
-    loss_fn = HybridLoss(
-        scorer if cfg.loss.gamma > 0 else None,
-        gamma=cfg.loss.gamma,
-        pixel=cfg.loss.pixel,
-        pixel_range=cfg.loss.pixel_range,
-        aesthetic_on=cfg.loss.aesthetic_on,
-        aesthetic_patch=cfg.loss.aesthetic_patch,
-    )
+    loss_fn = build_loss(cfg, scorer)
     on_gpu = env.device.type == "cuda"
     if on_gpu:
         # Fixed patch shapes: let cuDNN pick the fastest convolution algorithms once.
@@ -263,8 +287,9 @@ def train_loop(config: dict) -> dict:
 
     def step(batch: tuple[int, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
         scale, (lr_img, hr_img) = batch
-        return train_step(model, (env.to_device(lr_img), env.to_device(hr_img)), loss_fn,
-                          optimizer, env.autocast(), (scale,) if multi else ())  # fmt: skip
+        with warmed_up(optimizer, epochs.global_step, cfg.optim.warmup_steps):
+            return train_step(model, (env.to_device(lr_img), env.to_device(hr_img)), loss_fn,
+                              optimizer, env.autocast(), (scale,) if multi else ())  # fmt: skip
 
     def validate_now(grid_path: Path | None = None) -> dict[str, float]:
         return validate(unwrap(model), scorer, valid_set, env, cfg.data.max_valid_images,
