@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -31,13 +32,29 @@ def run_photos(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_rated_outputs(spec: str) -> Any:
+    """``NAME=MODEL:SCORE`` -> ``RatedOutputs``; ValueError naming the problem otherwise."""
+    from nie_core.data.quality_ratings import RatedOutputs
+
+    name, sep, rest = spec.partition("=")
+    model, colon, score = rest.rpartition(":")
+    try:
+        value = float(score)
+    except ValueError:
+        value = float("nan")
+    if not (sep and colon and name and model) or not 1.0 <= value <= 10.0:
+        raise ValueError(f"--rate-outputs {spec!r}: expected NAME=MODEL:SCORE with SCORE in 1..10")
+    return RatedOutputs(name, model, value)
+
+
 def run_ratings(args: argparse.Namespace) -> int:
     """``nie data ratings``: synthetic quality ratings of photograph crops (AVA layout)."""
     from nie_core.data.quality_ratings import build_quality_ratings
 
+    outputs = [parse_rated_outputs(spec) for spec in args.rate_outputs]
     paths = build_quality_ratings(
         args.photos, args.out_dir, crop=args.crop, crops_per_photo=args.crops_per_photo,
-        seed=args.seed, force=args.force,
+        seed=args.seed, force=args.force, levels=args.levels, outputs=outputs,
     )  # fmt: skip
     print(f"ratings ready: {paths['csv']} (validation rows in {paths['split_file']})")
     print("note: these ratings are SYNTHETIC (set by the degradation), not human votes")

@@ -131,6 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ratings.add_argument("--crop", type=int, default=168, help="side of the rated crops (px)")
     ratings.add_argument("--crops-per-photo", type=int, default=10, help="crops per photograph")
+    ratings.add_argument(
+        "--levels", nargs="+", metavar="LEVEL", help="only these degradation levels (default: all)"
+    )
+    ratings.add_argument(
+        "--rate-outputs", action="append", default=[], metavar="NAME=MODEL:SCORE",
+        help="also rate the x2 outputs of an enhancer (checkpoint or zoo: URI) at SCORE, e.g. "
+        "gamed=runs/demo-edsr_baseline-x2-gamed/best:4.4 (scorer hardening; repeatable)",
+    )  # fmt: skip
 
     # nie train nima|enhancer
     train = _command(

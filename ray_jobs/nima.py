@@ -20,6 +20,7 @@ from nie_core.data.ava import AVA
 from nie_core.losses import emd_loss
 from nie_core.metrics import binary_accuracy, lcc, mean_score, srcc
 from nie_core.models.nima import BACKBONES
+from nie_core.models.zoo import ZOO_PREFIX
 from nie_core.training import train_step
 
 from .config import NimaJobConfig
@@ -65,16 +66,42 @@ def check(cfg: NimaJobConfig) -> None:
     if cfg.model.backbone not in BACKBONES:
         raise ValueError(f"unknown NIMA backbone {cfg.model.backbone!r}; known: {list(BACKBONES)}")
     w = cfg.model.weights
-    if w is not None and w != "imagenet" and not Path(w).exists():
+    if w is not None and w.startswith(ZOO_PREFIX):
+        _zoo_start(cfg)  # raises for a URI that is not a NIMA of this backbone
+    elif w is not None and w != "imagenet" and not Path(w).exists():
         raise ValueError(f"model.weights {w!r} does not exist")
     if cfg.scaling.num_workers < 1:
         raise ValueError(f"scaling.num_workers must be >= 1, got {cfg.scaling.num_workers}")
     datasets(cfg)
 
 
+def _zoo_start(cfg: NimaJobConfig) -> torch.nn.Module:
+    """The zoo NIMA named by ``model.weights`` (``zoo:nima@TAG``), to fine-tune (e.g. the
+    demo's scorer hardening); ValueError when it is no NIMA or its backbone or input size
+    differ from the config's."""
+    from nie_core.models.zoo import load_zoo_uri, parse_zoo_uri
+
+    uri = cfg.model.weights
+    entry = parse_zoo_uri(uri)
+    if entry.model != "nima":
+        raise ValueError(f"model.weights {uri!r} is a {entry.model}, not a NIMA")
+    model = load_zoo_uri(uri)
+    if (
+        entry.kwargs.get("backbone") != cfg.model.backbone
+        or model.input_size != cfg.model.input_size
+    ):
+        raise ValueError(
+            f"model.weights {uri!r} is a {entry.kwargs.get('backbone')} NIMA with input_size "
+            f"{model.input_size}; set model.backbone and model.input_size to match"
+        )
+    return model
+
+
 def _build_model(cfg: NimaJobConfig) -> torch.nn.Module:
     from nie_core.models import create_model
 
+    if cfg.model.weights is not None and cfg.model.weights.startswith(ZOO_PREFIX):
+        return _zoo_start(cfg).train()
     return create_model("nima", weights=cfg.model.weights, **model_kwargs(cfg))
 
 

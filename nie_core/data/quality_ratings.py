@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,14 @@ from nie_core.data.degradations import (
 )
 from nie_core.data.images import read_image, save_image, to_tensor, to_uint8
 
-__all__ = ["QUALITY_LEVELS", "QualityLevel", "build_quality_ratings", "degrade", "expected_votes"]
+__all__ = [
+    "QUALITY_LEVELS",
+    "QualityLevel",
+    "RatedOutputs",
+    "build_quality_ratings",
+    "degrade",
+    "expected_votes",
+]
 
 MANIFEST_VERSION = 1
 VOTE_SPREAD = 1.0  # standard deviation of the synthetic vote distribution, in score units
@@ -75,6 +83,40 @@ QUALITY_LEVELS: tuple[QualityLevel, ...] = (
     QualityLevel("contrast1", "contrast", 0.6, 6.0),
     QualityLevel("contrast2", "contrast", 0.35, 5.0),
 )
+
+
+@dataclass(frozen=True)
+class RatedOutputs:
+    """An enhancer whose outputs join the rating set, rated ``mean_score``: the scorer-hardening
+    source. Each crop is downscaled by ``scale`` with the project's bicubic and enhanced by the
+    model at ``model`` (a checkpoint file or folder, or a ``zoo:`` URI); e.g. the outputs of a
+    model that gamed its scorer, rated as degraded, teach the scorer its blind spot."""
+
+    name: str  # level name in the file names, e.g. "gamed"
+    model: str  # checkpoint path or zoo: URI of an enhancer of ``scale``
+    mean_score: float  # the synthetic rating of its outputs, on 1..10
+    scale: int = 2
+
+
+def _enhancer_outputs(
+    outputs: Sequence[RatedOutputs],
+) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """name -> function uint8 crop -> uint8 output of the enhancer on its bicubic downscale."""
+    from nie_core.checkpoint import load_model
+    from nie_core.inference import enhance
+    from nie_core.models.zoo import ZOO_PREFIX, load_zoo_uri
+
+    functions = {}
+    for rated in outputs:
+        zoo = rated.model.startswith(ZOO_PREFIX)
+        model = (load_zoo_uri(rated.model) if zoo else load_model(rated.model)).eval()
+
+        def run(square: np.ndarray, model=model, scale=rated.scale) -> np.ndarray:
+            lr = to_tensor(bicubic_downsample(square, scale))[None]
+            return to_uint8(enhance(model, lr, scale=scale, fast=False)[0].clamp(0, 1))
+
+        functions[rated.name] = run
+    return functions
 
 
 def expected_votes(mean: float, spread: float = VOTE_SPREAD) -> list[int]:
@@ -145,13 +187,23 @@ def build_quality_ratings(
     crops_per_photo: int = 6,
     seed: int = 0,
     force: bool = False,
+    levels: Sequence[str] | None = None,
+    outputs: Sequence[RatedOutputs] = (),
 ) -> dict[str, str]:
     """Write the synthetic rating set (module docstring) for the photos under ``div2k_root``.
 
     ``crop``: side of the rated squares, a multiple of 12 (so x2/x3/x4 divide it). Returns the
     paths ``csv``, ``split_file`` and ``images``. Idempotent: returns at once when the manifest
-    holds the same arguments and every file exists; ``force`` rebuilds.
+    holds the same arguments and every file exists; ``force`` rebuilds. ``levels``: names of
+    the :data:`QUALITY_LEVELS` to write (None: all). ``outputs``: enhancers whose outputs are
+    rated too (:class:`RatedOutputs`, the scorer-hardening source).
     """
+    chosen = [lv for lv in QUALITY_LEVELS if levels is None or lv.name in levels]
+    if levels is not None and (unknown := set(levels) - {lv.name for lv in QUALITY_LEVELS}):
+        raise ValueError(f"unknown quality levels {sorted(unknown)}")
+    names = [lv.name for lv in chosen] + [o.name for o in outputs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"level and output names must be distinct, got {names}")
     if crop < 48 or crop % 12:
         raise ValueError(f"crop must be a multiple of 12 and >= 48, got {crop}")
     if crops_per_photo < 1:
@@ -171,7 +223,8 @@ def build_quality_ratings(
         "crop": crop,
         "crops_per_photo": crops_per_photo,
         "seed": seed,
-        "levels": [level.__dict__ for level in QUALITY_LEVELS],
+        "levels": [level.__dict__ for level in chosen],
+        "outputs": [o.__dict__ for o in outputs],
         "version": MANIFEST_VERSION,
     }
     manifest_path = out_dir / "manifest.json"
@@ -186,15 +239,19 @@ def build_quality_ratings(
         manifest_path.unlink()
 
     rng = np.random.default_rng(seed)
+    enhancers = _enhancer_outputs(outputs)
     rows, valid_rows = [], []
     for split, photos in (("train", train), ("valid", valid)):
         for photo_path in photos:
             photo = read_image(photo_path)
             for index, square in enumerate(_random_crops(photo, crop, crops_per_photo, rng)):
-                for level in QUALITY_LEVELS:
-                    relative = f"images/{photo_path.stem}_{index}_{level.name}.png"
-                    save_image(out_dir / relative, degrade(square, level, rng), compress_level=1)
-                    rows.append([relative, *expected_votes(level.mean_score)])
+                rated = [(lv.name, lv.mean_score, lambda sq, lv=lv: degrade(sq, lv, rng))
+                         for lv in chosen]  # fmt: skip
+                rated += [(o.name, o.mean_score, enhancers[o.name]) for o in outputs]
+                for name, mean_score, make in rated:
+                    relative = f"images/{photo_path.stem}_{index}_{name}.png"
+                    save_image(out_dir / relative, make(square), compress_level=1)
+                    rows.append([relative, *expected_votes(mean_score)])
                     if split == "valid":
                         valid_rows.append(relative)
     lines = ["path," + ",".join(f"c{i}" for i in range(1, 11))]

@@ -90,3 +90,40 @@ def test_build_errors_name_the_problem(tmp_path: Path) -> None:
         build_quality_ratings(tmp_path, tmp_path / "q", crop=100)
     with pytest.raises(ValueError, match="DIV2K-layout"):
         build_quality_ratings(tmp_path, tmp_path / "q")
+
+
+def test_enhancer_outputs_join_the_ratings_for_scorer_hardening(tmp_path: Path) -> None:
+    """The hardening source: an enhancer's x2 outputs of each crop, rated as given."""
+    from nie_core.data.quality_ratings import RatedOutputs
+
+    div2k = _photo_set(tmp_path)
+    gamed = RatedOutputs("gamed", "zoo:edsr_baseline-x2@nie-photos", 4.4)
+    paths = build_quality_ratings(div2k, tmp_path / "hard", crop=96, crops_per_photo=1,
+                                  levels=["clean"], outputs=[gamed])  # fmt: skip
+    rows = list(csv.reader(Path(paths["csv"]).open()))[1:]
+    assert [r[0] for r in rows] == [f"images/{i}_0_{k}.png" for i in ("0001", "0002", "0801")
+                                    for k in ("clean", "gamed")]  # fmt: skip
+    by_level = {r[0].rsplit("_", 1)[1]: [int(c) for c in r[1:]] for r in rows}
+    assert by_level["gamed.png"] == expected_votes(4.4)
+    clean = read_image(tmp_path / "hard" / rows[0][0])
+    output = read_image(tmp_path / "hard" / rows[1][0])
+    assert output.shape == clean.shape and not np.array_equal(output, clean)
+    assert np.abs(output.astype(float) - clean).mean() < 40  # an x2 reconstruction of it
+    with pytest.raises(ValueError, match="unknown quality levels"):
+        build_quality_ratings(div2k, tmp_path / "x", crop=96, levels=["nope"])
+    with pytest.raises(ValueError, match="distinct"):
+        build_quality_ratings(div2k, tmp_path / "x", crop=96, levels=["clean"],
+                              outputs=[RatedOutputs("clean", gamed.model, 4.0)])  # fmt: skip
+
+
+def test_rate_outputs_option_is_parsed_and_checked() -> None:
+    from nie_cli.data import parse_rated_outputs
+
+    rated = parse_rated_outputs("gamed=runs/x/best:4.4")
+    assert (rated.name, rated.model, rated.mean_score) == ("gamed", "runs/x/best", 4.4)
+    assert parse_rated_outputs("z=zoo:edsr_baseline-x2@nie-photos:6").model == (
+        "zoo:edsr_baseline-x2@nie-photos"
+    )
+    for bad in ("gamed", "gamed=:4", "=m:4", "g=m:eleven", "g=m:11"):
+        with pytest.raises(ValueError, match="NAME=MODEL:SCORE"):
+            parse_rated_outputs(bad)
