@@ -44,7 +44,7 @@ def validate(
         for i in range(env.rank, n, env.world_size):
             lr, hr = view[i]
             lr, hr = lr[None].to(env.device), hr[None].to(env.device)
-            sr = quantise_8bit(enhance(model, lr, scale=s, fast=env.fast).float())
+            sr = quantise_8bit(enhance(model, lr, scale=s, fast=env.bf16).float())
             bicubic = quantise_8bit(bicubic_baseline(lr, hr.shape[-2:]))  # the input at scale 1
             for name, img in (("val", sr), ("bicubic", bicubic)):
                 vals = {

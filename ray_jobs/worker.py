@@ -66,7 +66,8 @@ class WorkerEnv:
     rank: int
     world_size: int
     device: torch.device
-    fast: bool  # bf16 autocast + channels_last
+    fast: bool  # channels_last model and batches
+    bf16: bool = False  # bf16 autocast of the forward pass (run.fast "on" only)
 
     @classmethod
     def setup(cls, seed: int, fast_mode: str, cpus_per_worker: float = 1.0) -> WorkerEnv:
@@ -81,12 +82,14 @@ class WorkerEnv:
         np.random.seed(seed + rank)
         torch.manual_seed(seed + rank)
         device = ray.train.torch.get_device()
+        # "auto" trains in float32 (channels_last where the fast path is native): bf16 autocast
+        # training cost quality that bf16 inference does not (bench/quality_parity.py).
         if fast_mode == "on":
-            fast = True
+            fast = bf16 = True
         elif fast_mode == "off":
-            fast = False
+            fast = bf16 = False
         else:
-            fast = fast_path_supported(device)
+            fast, bf16 = fast_path_supported(device), False
         if device.type == "cpu":
             # Each worker gets its share of the cores; torch would otherwise oversubscribe.
             # Ray Train does not set OMP_NUM_THREADS for its workers: without this a worker
@@ -94,11 +97,11 @@ class WorkerEnv:
             reserved = max(1, int(cpus_per_worker))
             cpus = max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or 0) or reserved)
             torch.set_num_threads(cpus)
-        return cls(rank, world, device, fast)
+        return cls(rank, world, device, fast, bf16)
 
     def autocast(self) -> AbstractContextManager:
-        """bf16 autocast on the fast path, else nothing."""
-        return fast_autocast(self.device, self.fast)
+        """bf16 autocast when ``run.fast`` is "on", else nothing (float32)."""
+        return fast_autocast(self.device, self.bf16)
 
     def to_device(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
