@@ -5,7 +5,7 @@ threads, allocations or Ray instance cannot affect the next; each writes its own
 ``<name>.json`` / ``<name>.md``, and this script gathers them into one report. A benchmark that
 fails is reported as failed and the others still run; the exit status is then 1.
 
-    python -m bench.run_all            # everything (about 10 minutes on 2 cores)
+    python -m bench.run_all            # everything (about 15 minutes on 2 cores)
     python -m bench.run_all --quick    # smaller sizes, fewer rounds (a smoke run; results
                                        # go to $TMPDIR/nie-bench-quick, not bench/results)
     python -m bench.run_all --only inference,training
@@ -33,7 +33,7 @@ import torch
 from bench.machine import NO_CUDA, device_line, machine_info, machine_line
 from bench.report import RESULTS_DIR, markdown_table, results_dir, target_cells
 
-BENCHMARKS = ("inference", "training", "memory", "data", "serve")
+BENCHMARKS = ("inference", "training", "quality_parity", "memory", "data", "serve")
 CUDA_BENCHMARKS = ("gpu",)
 CUDA_RESULTS_DIR = RESULTS_DIR / "cuda"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -281,3 +284,73 @@ def test_more_rounds_run_until_the_minimum_settles_or_time_runs_out(monkeypatch)
     busy = time_interleaved({"a": taking([5, 1, 2, 4, 8, 16, 32])}, repeats=2, max_seconds=10)
     assert busy["a"].samples == (1, 2, 4, 8) and not busy["a"].stable
     assert time_interleaved({"a": taking([5, 1, 2, 4])}, repeats=2)["a"].samples == (1, 2)
+
+
+def test_the_training_benchmark_times_the_losses_the_demo_trains_with() -> None:
+    from bench import training
+    from bench.machine import bf16_native
+    from nie_core.losses.guards import GamingGuard
+
+    assert training.HYBRID_OVERHEAD_TARGET == 1.3
+    hybrid_cfg, l2_cfg = (
+        training.recipe(training.HYBRID_RECIPE),
+        training.recipe(training.L2_RECIPE),
+    )
+    hybrid, l2 = training.job_loss(hybrid_cfg), training.job_loss(l2_cfg)
+    assert hybrid.gamma == hybrid_cfg.loss.gamma > 0 and hybrid.guard == hybrid_cfg.loss.guard
+    assert hybrid.training and not hybrid.scorer.training  # the guard's views apply
+    assert hybrid.scorer.input_size is None  # the zoo NIMA scores the outputs unresized
+    assert l2.gamma == 0 and l2.scorer is None
+    assert training.describe_loss(l2_cfg) == "L2"
+    described = training.describe_loss(hybrid_cfg)
+    assert described.startswith(f"L2 + {hybrid_cfg.loss.gamma:g} x (10 - NIMA mean)")
+    guard = GamingGuard(views=2, flip=True, edge_weight=1.0)
+    guarded = dataclasses.replace(
+        hybrid_cfg, loss=dataclasses.replace(hybrid_cfg.loss, guard=guard)
+    )
+    assert training.describe_loss(guarded).endswith("guard 2 views, flips, edge anchor 1")
+    # One step of each at tiny sizes: the benchmark's own step, in float32 channels_last and,
+    # where this CPU computes bf16 natively, under bf16 autocast.
+    lr, hr = training.photo_batch(batch=2, lr_patch=12)
+    for cfg in (l2_cfg, hybrid_cfg):
+        for bf16 in {False, bf16_native("cpu")}:
+            step = training.make_step(True, cfg, lr, hr, bf16=bf16, n_resblocks=1, n_feats=8)
+            assert math.isfinite(step())
+
+
+def test_the_training_benchmark_finds_the_jobs_path_as_the_workers_do(monkeypatch) -> None:
+    from bench.training import HYBRID_RECIPE, job_path, recipe
+    from nie_core.inference import fast_path_supported
+
+    cfg = recipe(HYBRID_RECIPE)
+
+    def with_fast(mode: str):
+        return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, fast=mode))
+
+    assert job_path(with_fast("on")) == "bf16_cl" and job_path(with_fast("off")) == "fp32"
+    auto = with_fast("auto")
+    assert job_path(auto) == ("fp32_cl" if fast_path_supported("cpu") else "fp32")
+    monkeypatch.setenv("NIE_FAST_PATH", "off")
+    assert job_path(auto) == "fp32"
+
+
+def test_quality_parity_is_not_applicable_without_native_bf16(monkeypatch, tmp_path) -> None:
+    from bench import quality_parity
+    from bench.machine import NOT_APPLICABLE_NO_BF16
+
+    monkeypatch.setattr(quality_parity, "bf16_native", lambda device="cpu": False)
+    result = quality_parity.main(["--out", str(tmp_path)])
+    assert [t.met for t in result.targets] == [None]
+    assert result.targets[0].not_applicable == NOT_APPLICABLE_NO_BF16
+    saved = json.loads((tmp_path / "quality_parity.json").read_text())
+    assert saved["details"] == {"bf16_native": False}
+    assert "no native bf16" in (tmp_path / "quality_parity.md").read_text()
+    # Relative data paths of a recipe are taken from the repository root.
+    cfg = quality_parity.rooted(quality_parity.recipe(quality_parity.L2_RECIPE))
+    assert Path(cfg.data.root) == quality_parity.ROOT / "data/photos/DIV2K"
+
+
+def test_run_all_runs_the_quality_parity_row() -> None:
+    from bench.run_all import BENCHMARKS
+
+    assert "quality_parity" in BENCHMARKS
