@@ -47,6 +47,10 @@ class GamingGuard:
     subpixel: bool = False  # random translation by up to half a pixel (bilinear) of each view
     scales: tuple[float, ...] = (1.0,)  # each view is also scored downscaled by these factors
     edge_weight: float = 0.0  # weight of the gradient-magnitude anchor (pixel-term units)
+    # keep the scorer's gradient out of the image as seen at 1/factor of its size (set it to the
+    # SR scale: the aesthetic term may only edit detail the input does not fix); 0: off
+    lowpass_factor: int = 0
+    smooth_weight: float = 0.0  # weight of the high-pass error on the reference's smooth areas
     warmup_steps: int = 0  # training steps over which gamma grows from 0 to its value
 
     def __post_init__(self) -> None:
@@ -58,6 +62,12 @@ class GamingGuard:
             raise ValueError(f"scales must be factors in (0, 1], got {self.scales!r}")
         if not math.isfinite(float(self.edge_weight)) or self.edge_weight < 0:
             raise ValueError(f"edge_weight must be a finite number >= 0, got {self.edge_weight!r}")
+        if isinstance(self.lowpass_factor, bool) or self.lowpass_factor < 0:
+            raise ValueError(f"lowpass_factor must be an integer >= 0, got {self.lowpass_factor!r}")
+        if not math.isfinite(float(self.smooth_weight)) or self.smooth_weight < 0:
+            raise ValueError(
+                f"smooth_weight must be a finite number >= 0, got {self.smooth_weight!r}"
+            )
         if isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
 
@@ -146,3 +156,43 @@ def edge_fidelity(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
         m_out = _forward_gradient_magnitude(luma_255(output.float()))
         m_ref = _forward_gradient_magnitude(luma_255(reference.float()))
         return F.mse_loss(m_out, m_ref)
+
+
+def lowpass(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """``images`` (N, 3, H, W) as seen at 1/``factor`` of their size, brought back: antialiased
+    bicubic down by ``factor`` then bicubic up to (H, W). Differentiable."""
+    height, width = images.shape[-2:]
+    small = (max(1, round(height / factor)), max(1, round(width / factor)))
+    down = F.interpolate(images, size=small, mode="bicubic", align_corners=False, antialias=True)
+    return F.interpolate(down, size=(height, width), mode="bicubic", align_corners=False)
+
+
+def detail_only(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """The same values as ``images``, but a gradient flows only into their detail (what
+    :func:`lowpass` removes): the low-pass part is detached. With ``factor`` the SR scale, the
+    scorer can no longer move what the LR input fixes (brightness, contrast, colour, layout);
+    those follow the fidelity terms alone."""
+    if factor <= 1:
+        return images
+    low = lowpass(images, factor)
+    return images - low + low.detach()
+
+
+def _highpass_luma(x: torch.Tensor) -> torch.Tensor:
+    """0..255 BT.601 luma minus its 3x3 mean (reflected borders): (N, 1, H, W)."""
+    y = luma_255(x)
+    return y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+
+
+def smooth_area_error(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean squared high-pass error of the luma (8-bit units squared), weighted towards the
+    reference's smooth areas: weight ``exp(-(s / 2)^2)`` with ``s`` the reference's local (5x5)
+    high-pass RMS in grey levels, so that structure the output adds where the reference is
+    smooth (the patterns of a gamed scorer) costs more than errors in texture. A 0-dim float32
+    tensor, differentiable with respect to ``output``."""
+    with torch.autocast(output.device.type, enabled=False):
+        hp_out = _highpass_luma(output.float())
+        hp_ref = _highpass_luma(reference.float())
+        local = F.avg_pool2d(F.pad(hp_ref.square(), (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+        weight = torch.exp(-local / 4.0)  # exp(-(rms / 2)^2)
+        return (weight * (hp_out - hp_ref).square()).mean()

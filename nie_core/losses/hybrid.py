@@ -27,7 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nie_core.losses.guards import GamingGuard, edge_fidelity, random_views
+from nie_core.losses.guards import (
+    GamingGuard,
+    detail_only,
+    edge_fidelity,
+    random_views,
+    smooth_area_error,
+)
 from nie_core.metrics.aesthetic import mean_score
 
 __all__ = ["LossParts", "HybridLoss"]
@@ -170,9 +176,13 @@ class HybridLoss(nn.Module):
 
         fidelity = pixel_loss
         edge = None
+        units = (self.pixel_range / 255.0) ** 2  # the anchors' 8-bit units, as the pixel term
         if self.guard.edge_weight > 0.0:
-            edge = edge_fidelity(output, reference) * (self.pixel_range / 255.0) ** 2
+            edge = edge_fidelity(output, reference) * units
             fidelity = pixel_loss + self.guard.edge_weight * edge
+        if self.guard.smooth_weight > 0.0:
+            smooth = smooth_area_error(output, reference) * units
+            fidelity = fidelity + self.guard.smooth_weight * smooth
         gamma = self.gamma
         if self.training:
             gamma *= self.guard.gamma_factor(self.steps_taken)
@@ -194,6 +204,7 @@ class HybridLoss(nn.Module):
         """Mean scores (N,) of ``output`` for the aesthetic term: in training mode with a guard
         that transforms, the mean over the guard's random views and scales; else
         :meth:`mean_scores` of the output as it is."""
+        output = detail_only(output, self.guard.lowpass_factor)
         if not (self.training and self.guard.transforms):
             return self.mean_scores(output)
         views = random_views(output, self.guard, max(self.min_scorer_size, 1))

@@ -118,3 +118,37 @@ def test_edge_anchor_joins_the_total_in_pixel_units() -> None:
     assert parts.edge is not None
     expected = plain(output, reference).total + 2.0 * edge_fidelity(output, reference)
     assert parts.total.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_detail_only_keeps_values_and_stops_the_gradient_of_the_low_pass() -> None:
+    from nie_core.losses.guards import detail_only, lowpass
+
+    image = torch.rand(1, 3, 64, 64, requires_grad=True)
+    view = detail_only(image, 2)
+    assert torch.allclose(view, image, atol=1e-6)
+    # a brightness change is all low-pass: the scorer's gradient cannot make it
+    view.mean().backward()
+    plain = 1 / image.numel()  # the gradient of a brightness change without the guard
+    assert image.grad[..., 4:-4, 4:-4].abs().max() < 0.01 * plain  # borders aside
+    assert image.grad.abs().mean() < 0.05 * plain
+    image.grad = None
+    detail_only(image, 0).mean().backward()
+    assert torch.allclose(image.grad, torch.full_like(image, 1 / image.numel()))
+    assert lowpass(torch.full((1, 3, 32, 32), 0.3), 2).sub(0.3).abs().max() < 1e-6
+
+
+def test_smooth_area_error_weighs_patterns_on_smooth_areas_over_texture_errors() -> None:
+    from nie_core.losses.guards import smooth_area_error
+
+    smooth = _smooth(96)
+    texture = torch.rand(1, 3, 96, 96)
+    assert smooth_area_error(smooth, smooth).item() == pytest.approx(0.0, abs=1e-8)
+    on_smooth = smooth_area_error(smooth + _lines(), smooth).item()
+    on_texture = smooth_area_error(texture + _lines(), texture).item()
+    assert on_smooth > 1.0 and on_smooth > 20 * on_texture
+    out = (smooth + _lines()).requires_grad_(True)
+    smooth_area_error(out, smooth).backward()
+    assert torch.isfinite(out.grad).all()
+    parts = HybridLoss(None, guard=GamingGuard(smooth_weight=3.0))(smooth + _lines(), smooth)
+    plain = HybridLoss(None)(smooth + _lines(), smooth)
+    assert parts.total.item() == pytest.approx(plain.total.item() + 3.0 * on_smooth, rel=1e-4)
