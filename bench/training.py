@@ -19,10 +19,10 @@ one's time is its minimum over the rounds.
 
 - plain: float32 NCHW, no autocast (``run.fast=off``), the L2 recipe's loss;
 - the jobs' path here, L2 and hybrid: what ``run.fast=auto`` (the recipes' setting) trains in,
-  as :func:`job_path` decides it like ``ray_jobs.worker.WorkerEnv``: float32, in channels_last
-  (model, scorer and batches) where the fast path is native;
-- the bf16 path (``run.fast=on``: bf16 autocast + channels_last), L2 and hybrid, where the CPU
-  computes bf16 natively.
+  as :func:`job_path` decides it with ``ray_jobs.worker.precision``: bf16 autocast +
+  channels_last where the fast path is native, else float32 NCHW;
+- the bf16 path (``run.fast=on``), L2 and hybrid, where the CPU computes bf16 natively (the
+  same as the jobs' path there).
 
 Targets: the hybrid step at most 1.3x the L2 step on the jobs' path and on the bf16 path; the
 bf16 L2 step at least 2.5x as fast as the plain loop. On a CPU without native bf16 (detected,
@@ -48,12 +48,12 @@ from bench.report import BenchResult, Target
 from bench.timing import time_interleaved, unsettled_note
 from nie_core.config import load_config
 from nie_core.data.images import to_tensor
-from nie_core.inference import fast_path_supported
 from nie_core.losses import HybridLoss
 from nie_core.models import create_model
 from nie_core.training import fast_autocast, train_step
 from ray_jobs.config import RECIPES, EnhancerJobConfig
 from ray_jobs.enhancer import build_loss, load_scorer, model_kwargs
+from ray_jobs.worker import precision
 
 SCALE = 2
 BATCH = 16
@@ -207,14 +207,11 @@ PATH_LABELS = {
 
 def job_path(cfg: EnhancerJobConfig, device: str = "cpu") -> str:
     """The key of :data:`PATHS` that the enhancer job's workers train ``cfg`` in on ``device``,
-    decided as ``ray_jobs.worker.WorkerEnv.setup`` decides it from ``run.fast``: "on" is bf16
-    autocast + channels_last, "off" float32 NCHW, "auto" float32, in channels_last where
-    ``fast_path_supported`` (native bf16, ``NIE_FAST_PATH`` not off)."""
-    if cfg.run.fast == "on":
+    from ``ray_jobs.worker.precision`` (the one decision the workers make from ``run.fast``)."""
+    channels_last, bf16 = precision(cfg.run.fast, device)
+    if bf16:
         return "bf16_cl"
-    if cfg.run.fast == "off" or not fast_path_supported(device):
-        return "fp32"
-    return "fp32_cl"
+    return "fp32_cl" if channels_last else "fp32"
 
 
 def run(quick: bool = False) -> BenchResult:
@@ -229,7 +226,7 @@ def run(quick: bool = False) -> BenchResult:
     # bf16 is native, on the bf16 path (run.fast=on).
     wanted = [("fp32", "l2"), (job, "l2"), (job, "hybrid")]
     if bf16:
-        wanted += [("bf16_cl", "l2"), ("bf16_cl", "hybrid")]
+        wanted += [p for p in (("bf16_cl", "l2"), ("bf16_cl", "hybrid")) if p not in wanted]
     names = {pair: "plain" if pair == ("fp32", "l2") else "_".join(pair) for pair in wanted}
     steps = {
         name: make_step(PATHS[path][0], cfgs[loss], lr_batch, hr_batch, bf16=PATHS[path][1])

@@ -329,7 +329,7 @@ def test_the_training_benchmark_finds_the_jobs_path_as_the_workers_do(monkeypatc
 
     assert job_path(with_fast("on")) == "bf16_cl" and job_path(with_fast("off")) == "fp32"
     auto = with_fast("auto")
-    assert job_path(auto) == ("fp32_cl" if fast_path_supported("cpu") else "fp32")
+    assert job_path(auto) == ("bf16_cl" if fast_path_supported("cpu") else "fp32")
     monkeypatch.setenv("NIE_FAST_PATH", "off")
     assert job_path(auto) == "fp32"
 
