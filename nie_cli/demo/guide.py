@@ -61,7 +61,7 @@ def next_commands(demo: DemoResult, served: bool) -> list[str]:
         image, model = relative_to_cwd(inputs[0]), relative_to_cwd(Path(hybrid))
         lines.append(f"{nie} enhance {image} --model {model} --out enhanced/")
         lines.append(f"{nie} score {image}   (the zoo's NIMA)")
-    lines.append(f"{nie} eval --data {relative_to_cwd(layout.valid_root)}")
+    lines.append(f"{nie} eval --data {relative_to_cwd(layout.unseen_root)}")
     if not served:
         here = layout.workdir == Path.cwd().resolve()
         store = "" if here else f" mlflow_tracking_uri={layout.tracking_uri}"

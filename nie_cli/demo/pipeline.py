@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from nie_cli.demo.guide import dashboard_sign_in, ray_dashboard_url
-from nie_cli.demo.layout import SCORER, DemoLayout, enhancer_config, prepare_data, sweep_config
+from nie_cli.demo.hardening import harden_scorer
+from nie_cli.demo.layout import (
+    SCORER,
+    DemoLayout,
+    enhancer_config,
+    nima_config,
+    prepare_data,
+    sweep_config,
+)
 from nie_cli.demo.stages import StageResult, run_stage
 from nie_cli.demo.summary import demo_summary
 from nie_cli.interrupt import run_interruptible
@@ -25,7 +33,7 @@ class DemoResult:
     """What ``run_demo`` built."""
 
     layout: DemoLayout
-    stages: dict[str, StageResult]  # "l2", "hybrid", "sweep"
+    stages: dict[str, StageResult]  # "l2", "probe", "scorer", "hybrid", "sweep"
     summary: Any  # nie_core.evaluation.EvalTable over the validation images
     summary_table: str  # its Markdown table, as printed
     report: Path | None  # report.md (None when it was not asked for)
@@ -50,8 +58,11 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
     log(f"workdir {layout.workdir}, {mode} settings")
 
     l2_cfg = enhancer_config("demo_edsr_l2.yaml", layout)
-    hybrid_cfg = enhancer_config("demo_edsr_hybrid.yaml", layout)
-    sweep_cfg = sweep_config(layout)
+    probe_cfg = enhancer_config("demo_edsr_gaming_probe.yaml", layout)
+    nima_cfg = nima_config(layout)
+    hardened = str(layout.runs / nima_cfg.run.name / "best")
+    hybrid_cfg = enhancer_config("demo_edsr_hybrid.yaml", layout, scorer=hardened)
+    sweep_cfg = sweep_config(layout, scorer=hardened)
 
     def train_result(result: Any) -> dict[str, Any]:
         return asdict(result)
@@ -66,17 +77,30 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
         return {k: getattr(result, k) for k in keys}
 
     start = f"from the zoo's {l2_cfg.model.name} x2 ({l2_cfg.model.weights})"
-    # (key, title, config, folder, file that proves it finished, how to run it)
-    plan: list[tuple[str, str, Any, Path, str, Callable[[], Mapping[str, Any]]]] = [
+
+    def checkpoint(key: str) -> str:
+        return str(stages[key].result["checkpoint_dir"])
+
+    stages: dict[str, StageResult] = {}
+    # (key, title, config, folder, file that proves it finished, how to run it, stages it uses)
+    plan: list[tuple[str, str, Any, Path, str, Callable[[], Mapping[str, Any]], tuple]] = [
         ("l2", f"EDSR-baseline x2, L2 loss, fine-tuned {start}", l2_cfg,
          layout.runs / l2_cfg.run.name, "best/checkpoint.pt",
-         lambda: train_result(train_enhancer(l2_cfg))),
-        ("hybrid", f"EDSR-baseline x2, hybrid loss (gamma {hybrid_cfg.loss.gamma:g}), the same "
-         "steps from the same start", hybrid_cfg, layout.runs / hybrid_cfg.run.name,
-         "best/checkpoint.pt", lambda: train_result(train_enhancer(hybrid_cfg))),
+         lambda: train_result(train_enhancer(l2_cfg)), ()),
+        ("probe", f"gaming probe: the report's plain hybrid loss (gamma "
+         f"{probe_cfg.loss.gamma:g}) against the zoo NIMA, no remedies", probe_cfg,
+         layout.runs / probe_cfg.run.name, "best/checkpoint.pt",
+         lambda: train_result(train_enhancer(probe_cfg)), ()),
+        ("scorer", "scorer hardening: the zoo NIMA fine-tuned with the probe's outputs rated as "
+         "degraded (Ray Train)", nima_cfg, layout.runs / nima_cfg.run.name, "best/checkpoint.pt",
+         lambda: harden_scorer(layout, checkpoint("l2"), checkpoint("probe")), ("l2", "probe")),
+        ("hybrid", f"EDSR-baseline x2, hybrid loss with remedies (gamma "
+         f"{hybrid_cfg.loss.gamma:g}) against the hardened scorer, the same steps from the same "
+         "start", hybrid_cfg, layout.runs / hybrid_cfg.run.name, "best/checkpoint.pt",
+         lambda: train_result(train_enhancer(hybrid_cfg)), ("scorer",)),
         ("sweep", "gamma sweep (Ray Tune grid, each trial fine-tuned from the zoo)", sweep_cfg,
          layout.runs / "tune" / sweep_cfg.name, tune.TABLE_FILE,
-         lambda: sweep_result(tune.run_tune(sweep_cfg))),
+         lambda: sweep_result(tune.run_tune(sweep_cfg)), ("scorer",)),
     ]  # fmt: skip
     total = len(plan) + 3
 
@@ -93,10 +117,10 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
 
     def train_and_summarise() -> DemoResult:
         started = time.monotonic()
-        stages: dict[str, StageResult] = {}
-        for number, (key, title, cfg, folder, done_file, train) in enumerate(plan, start=3):
+        for number, (key, title, cfg, folder, done_file, train, uses) in enumerate(plan, start=3):
             log(f"[{number}/{total}] {title} -> {folder}")
-            stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, [SCORER], log)
+            upstream = [SCORER, *(stages[u].config_hash for u in uses)]
+            stage = run_stage(title, folder, config_to_dict(cfg), done_file, train, upstream, log)
             stages[key] = stage
             if not stage.reused:
                 log(f"{title}: done in {format_seconds(stage.seconds)}")

@@ -1,5 +1,6 @@
-"""The demo's summary: bicubic, the L2 and the hybrid model and the reference measured on the
-validation images, written with date and machine to ``runs/demo_summary.{md,json}``."""
+"""The demo's summary: bicubic, the zoo start, the L2 model, the gaming probe, the hybrid model
+and the reference measured on the unseen crops of the held-out photographs, written with date
+and machine to ``runs/demo_summary.{md,json}``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from nie_cli.demo.layout import SCORER, DemoLayout
 from nie_cli.demo.stages import StageResult
 from ray_jobs.progress import format_seconds
 
+ZOO_MODEL = "zoo:edsr_baseline-x2@nie-photos"  # where the demo's enhancers start
+ZOO_ROW = "EDSR x2, zoo (the start)"
+PROBE_ROW = "EDSR x2, gaming probe (plain loss)"
 SUMMARY_FILE = "demo_summary.json"
 SUMMARY_MARKDOWN = "demo_summary.md"
 
@@ -22,10 +26,11 @@ def demo_summary(
     gamma: float,
     training_seconds: float,
 ) -> tuple[Any, str]:
-    """Measure bicubic, the L2 and the hybrid model and the reference on every validation
-    image (``nie_core.evaluation``: PSNR-Y, SSIM-Y, NIQE, LR-consistency, NIMA); returns the
-    table and its Markdown, also written to ``runs/demo_summary.{json,md}`` with date and
-    machine.
+    """Measure bicubic, the zoo model the jobs start from, the L2 model, the gaming probe, the
+    hybrid model and the reference on the unseen crops of the held-out photographs
+    (``nie_core.evaluation``: PSNR-Y, SSIM-Y, NIQE, LR-consistency, NIMA of the zoo scorer,
+    GMSD, artifacts); returns the table and its Markdown, also written to
+    ``runs/demo_summary.{json,md}`` with date and machine.
 
     The JSON's ``verdict`` is what ``nie enhance`` follows without ``--model``: the hybrid model
     passes only when no judge rates it worse than the L2 model on the mean values
@@ -42,11 +47,12 @@ def demo_summary(
     from nie_core.models.zoo import load_zoo_uri
 
     l2, hybrid = "EDSR x2, L2", f"EDSR x2, hybrid (gamma {gamma:g})"
-    enhancers = {
-        l2: load_model(stages["l2"].result["checkpoint_dir"]).eval(),
-        hybrid: load_model(stages["hybrid"].result["checkpoint_dir"]).eval(),
-    }
-    images = list_images(layout.valid_root)
+    enhancers = {ZOO_ROW: load_zoo_uri(ZOO_MODEL).eval()}
+    enhancers[l2] = load_model(stages["l2"].result["checkpoint_dir"]).eval()
+    if "probe" in stages:
+        enhancers[PROBE_ROW] = load_model(stages["probe"].result["checkpoint_dir"]).eval()
+    enhancers[hybrid] = load_model(stages["hybrid"].result["checkpoint_dir"]).eval()
+    images = list_images(layout.unseen_root)
     table = evaluate_images(images, enhancers, 2, scorer=freeze_scorer(load_zoo_uri(SCORER)))
     stats = table.summary()
     date = datetime.now(UTC).isoformat(timespec="seconds")

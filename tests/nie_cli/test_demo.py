@@ -14,7 +14,7 @@ from PIL import Image
 
 from nie_cli.demo import StageResult, config_hash, run_stage
 
-STAGES = ("l2", "hybrid", "sweep")
+STAGES = ("l2", "probe", "scorer", "hybrid", "sweep")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -91,17 +91,23 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
 
     client = MlflowClient(fast_demo.layout.tracking_uri)
     experiments = {e.name: e.experiment_id for e in client.search_experiments()}
-    assert {"nie-enhancer", "nie-tune"} <= set(experiments)
+    assert {"nie-enhancer", "nie-nima", "nie-tune"} <= set(experiments)
 
     stages = fast_demo.stages
     assert set(stages) == set(STAGES)
     assert all(isinstance(s, StageResult) and not s.reused for s in stages.values())
     enhancer_runs = client.search_runs([experiments["nie-enhancer"]])
     by_name = {r.info.run_name: r for r in enhancer_runs}
-    assert set(by_name) == {stages[k].result["run_name"] for k in ("l2", "hybrid")}
+    assert set(by_name) == {stages[k].result["run_name"] for k in ("l2", "probe", "hybrid")}
     assert all(r.info.status == "FINISHED" for r in enhancer_runs)
     assert by_name[stages["l2"].result["run_name"]].data.params["loss.gamma"] == "0.0"
-    assert by_name[stages["hybrid"].result["run_name"]].data.params["loss.gamma"] == "8.0"
+    assert by_name[stages["probe"].result["run_name"]].data.params["loss.gamma"] == "8.0"
+    hybrid_params = by_name[stages["hybrid"].result["run_name"]].data.params
+    assert hybrid_params["loss.gamma"] == "16.0"
+    assert (
+        hybrid_params["loss.guard.views"] == "2"
+        and hybrid_params["loss.guard.lowpass_factor"] == "2"
+    )
     for run in enhancer_runs:
         assert {"val_psnr_y", "bicubic_psnr_y", "val_nima_mean", "train_loss"} <= set(
             run.data.metrics
@@ -116,11 +122,21 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
     assert sorted(float(t.data.params["loss.gamma"]) for t in trials) == [0.0, 0.4]
     assert Path(sweep["table"]).is_file()
 
-    # Both start from the zoo checkpoint and are scored by the zoo's NIMA.
-    for key in ("l2", "hybrid"):
+    # All start from the zoo checkpoint; the L2 model and the probe are scored by the zoo's NIMA,
+    # the hybrid model by the scorer the NIMA job hardened (tracked in MLflow, Ray Train).
+    for key in ("l2", "probe", "hybrid"):
+        assert by_name[stages[key].result["run_name"]].data.params["model.weights"] == "nie-photos"
+    for key in ("l2", "probe"):
         params = by_name[stages[key].result["run_name"]].data.params
-        assert params["model.weights"] == "nie-photos"
         assert params["loss.nima_checkpoint"] == "zoo:nima@nie-quality"
+    hardened = stages["scorer"].result
+    assert hybrid_params["loss.nima_checkpoint"] == str(Path(hardened["checkpoint_dir"]))
+    (nima_run,) = client.search_runs([experiments["nie-nima"]])
+    assert nima_run.info.run_id == hardened["mlflow_run_id"] and nima_run.info.status == "FINISHED"
+    assert nima_run.data.params["model.weights"] == "zoo:nima@nie-quality"
+    assert "val_emd" in nima_run.data.metrics
+    ratings = (fast_demo.layout.hardening / "ratings.csv").read_text()
+    assert "_gamed.png" in ratings and "_l2.png" in ratings
 
     # Registered models, the alias pointing at the demo's runs.
     registered = {m.name for m in client.search_registered_models()}
@@ -139,7 +155,8 @@ def test_demo_summary_and_report(fast_demo) -> None:
     assert table.images == ["0801.png", "0802.png", "0803.png", "0804.png"]  # every image
     stats = table.summary()
     rows = list(stats)
-    assert rows[0] == "bicubic" and rows[-1] == "reference" and len(rows) == 4
+    assert rows[0] == "bicubic" and rows[-1] == "reference" and len(rows) == 6
+    assert rows[1].startswith("EDSR x2, zoo") and "gaming probe" in rows[3]
     for row in rows[:-1]:
         assert set(stats[row]) == {"psnr_y", "ssim_y", "gmsd", "artifacts", "niqe",
                                    "lr_psnr_y", "nima"}  # fmt: skip
