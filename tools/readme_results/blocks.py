@@ -31,6 +31,7 @@ BLOCKS: dict[str, Block] = {
     "demo-summary": Block((demo.DEMO_SUMMARY,), demo.render_demo_summary),
     "demo-comparison": Block((demo.DEMO_SUMMARY,), demo.render_demo_comparison),
     "demo-gamma-sweep": Block((demo.DEMO_SWEEP,), demo.render_demo_sweep),
+    "hybrid-ablation": Block((demo.HYBRID_ABLATION,), demo.render_hybrid_ablation),
     "zoo-table": Block(zoo.ZOO_SOURCES, zoo.render_zoo_table),
     "fault-tolerance": Block((faults.FAULTS,), faults.render_faults),
     "bench-times": Block((f"{BENCH}/{_MD}", f"{BENCH_AVX2}/{_MD}"), bench.render_bench_times),

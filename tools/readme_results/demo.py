@@ -23,6 +23,7 @@ from .wording import (
 )
 
 DEMO_SUMMARY = "docs/results/demo_summary.md"
+HYBRID_ABLATION = "docs/results/hybrid_ablation.md"
 DEMO_SWEEP = "docs/results/demo_gamma_sweep.csv"
 
 
@@ -67,6 +68,15 @@ def render_demo_summary(ctx: Context) -> str:
     )
 
 
+def render_hybrid_ablation(ctx: Context) -> str:
+    """The hybrid-loss ablation that ``python -m tools.hybrid_ablation`` wrote, verbatim."""
+    text = read(ctx.root, HYBRID_ABLATION).strip()
+    return (
+        f"From {ctx.link(HYBRID_ABLATION)} (written by `python -m tools.hybrid_ablation`):\n\n"
+        f"{text}"
+    )
+
+
 def _comparisons(table: EvalTable, a: str, b: str) -> list[str]:
     out = []
     for column in table.columns:
@@ -94,7 +104,8 @@ def render_demo_comparison(ctx: Context) -> str:
         lines.append(f"- {a} against {b}: {join(_comparisons(table, a, b))}.")
     stats = {
         m: (table.rows[hybrid][column_of(table, m)], table.rows[l2][column_of(table, m)])
-        for m in ("NIMA", "PSNR-Y", "NIQE", "LR-consistency")
+        for m in ("NIMA", "PSNR-Y", "NIQE", "LR-consistency", "GMSD", "artifacts")
+        if any(metric_of(c).name == m for c in table.columns)
     }
     words = {m: size_word(effect(*ab)) for m, ab in stats.items()}
 
@@ -106,16 +117,16 @@ def render_demo_comparison(ctx: Context) -> str:
         f"On NIMA, the score the hybrid loss raises, the hybrid model scores {than(words['NIMA'])}"
         f" the L2 model; on PSNR-Y it scores {than(words['PSNR-Y'])} the L2 model.",
     ]
-    judges = ("NIQE", "LR-consistency")
-    better = [m for m in judges if verdict(effect(*stats[m]), METRICS[m].lower_better) == "better"]
-    detail = f"NIQE {words['NIQE']}, LR-consistency {words['LR-consistency']}"
-    if not better:
-        said = "neither rates the hybrid output better than the L2 output"
-    elif len(better) == len(judges):
-        said = "both rate the hybrid output better than the L2 output"
-    else:
-        said = f"only {better[0]} rates the hybrid output better than the L2 output"
-    lines[-1] += f" Of the two judges the hybrid loss never saw, {said} ({detail})."
+    lower_better = {m.name: m.lower_better for m in METRICS.values()}
+    judges = [m for m in ("NIQE", "LR-consistency", "GMSD", "artifacts") if m in stats]
+    verdicts = {m: verdict(effect(*stats[m]), lower_better[m]) for m in judges}
+    detail = ", ".join(f"{m} {words[m]}" for m in judges)
+    worse = [m for m in judges if verdicts[m] == "worse"]
+    better = [m for m in judges if verdicts[m] == "better"]
+    said = f"{len(better)} rate the hybrid output better than the L2 output, {len(worse)} worse" + (
+        f" ({join(worse)})" if worse else ""
+    )
+    lines[-1] += f" Of the {len(judges)} judges NIMA is not, {said}: {detail}."
     if verdict(effect(*stats["LR-consistency"]), False) == "worse":
         lines[-1] += (
             " A lower LR-consistency means that the hybrid output, downscaled again, reproduces"

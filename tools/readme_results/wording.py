@@ -62,6 +62,8 @@ METRICS = {
     "NIQE": Metric("NIQE", "", lower_better=True),
     "LR-consistency": Metric("LR-consistency", " dB"),
     "NIMA": Metric("NIMA", ""),
+    "GMSD": Metric("GMSD", "", lower_better=True),
+    "Artifacts": Metric("artifacts", " dB", lower_better=True),
 }
 
 
