@@ -206,8 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # nie demo
     demo = _command(
-        sub, "demo", help="the main job: photographs -> the zoo EDSR fine-tuned (L2, hybrid) -> gamma sweep -> "
-        "summary -> serve",
+        sub, "demo", help="the main job: photographs -> the zoo EDSR fine-tuned (L2, gaming probe) "
+        "-> NIMA hardened -> hybrid with remedies -> gamma sweep -> summary -> serve",
         handler="nie_cli.demo:run_cli",
     )  # fmt: skip
     demo.add_argument("--workdir", default=".", help="where data/, runs/ and mlflow.db go")

@@ -126,9 +126,11 @@ def run_demo(workdir: str | Path = ".", fast: bool = False, report: bool = True)
                 log(f"{title}: done in {format_seconds(stage.seconds)}")
         training_seconds = time.monotonic() - started
         log(f"training finished in {format_seconds(training_seconds)}")
+        # The summary states what training every model took, also those an earlier call trained.
+        all_stages = sum(stage.trained_seconds for stage in stages.values())
 
         log(f"[{total}/{total}] summary" + (" and report" if report else ""))
-        table, markdown = demo_summary(layout, stages, hybrid_cfg.loss.gamma, training_seconds)
+        table, markdown = demo_summary(layout, stages, hybrid_cfg.loss.gamma, all_stages)
         report_path = None
         if report:
             from ray_jobs.report import build_report

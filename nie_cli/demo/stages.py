@@ -25,6 +25,7 @@ class StageResult:
     reused: bool
     seconds: float  # time spent in this call (0 when reused)
     result: dict[str, Any]  # TrainResult / TuneResult fields, JSON-ready
+    trained_seconds: float = 0.0  # how long its training took, in whichever call ran it
 
 
 def config_hash(config: Mapping[str, Any], upstream: Sequence[str] = ()) -> str:
@@ -68,7 +69,8 @@ def run_stage(
     same = marker is not None and marker.get("config_hash") == digest
     if same and marker.get("finished") and (folder / done_file).exists():
         log(f"{name}: reusing the finished run in {folder}")
-        return StageResult(name, str(folder), digest, True, 0.0, dict(marker.get("result") or {}))
+        return StageResult(name, str(folder), digest, True, 0.0, dict(marker.get("result") or {}),
+                           float(marker.get("seconds") or 0.0))  # fmt: skip
     if folder.exists() and not same:
         log(f"{name}: {folder} was written with other settings; starting afresh")
         shutil.rmtree(folder)
@@ -77,5 +79,7 @@ def run_stage(
     _write_marker(folder, {"config_hash": digest, "finished": False})
     start = time.monotonic()
     result = json.loads(json.dumps(dict(train()), default=str))
-    _write_marker(folder, {"config_hash": digest, "finished": True, "result": result})
-    return StageResult(name, str(folder), digest, False, time.monotonic() - start, result)
+    seconds = time.monotonic() - start
+    _write_marker(folder, {"config_hash": digest, "finished": True, "result": result,
+                           "seconds": seconds})  # fmt: skip
+    return StageResult(name, str(folder), digest, False, seconds, result, seconds)

@@ -56,7 +56,8 @@ def demo_summary(
     table = evaluate_images(images, enhancers, 2, scorer=freeze_scorer(load_zoo_uri(SCORER)))
     stats = table.summary()
     date = datetime.now(UTC).isoformat(timespec="seconds")
-    title = f"nie demo summary ({date}, {describe_machine()}; training {format_seconds(training_seconds)})"
+    took = format_seconds(training_seconds)
+    title = f"nie demo summary ({date}, {describe_machine()}; training {took}, all stages)"
     judged = {
         name: {m: s["mean"] for m, s in stats[row].items() if m in JUDGES}
         for name, row in (("L2", l2), ("hybrid", hybrid))

@@ -103,7 +103,7 @@ def test_demo_tracks_every_run_and_registers_the_models(fast_demo) -> None:
     assert by_name[stages["l2"].result["run_name"]].data.params["loss.gamma"] == "0.0"
     assert by_name[stages["probe"].result["run_name"]].data.params["loss.gamma"] == "8.0"
     hybrid_params = by_name[stages["hybrid"].result["run_name"]].data.params
-    assert hybrid_params["loss.gamma"] == "16.0"
+    assert float(hybrid_params["loss.gamma"]) == fast_demo.gamma > 0
     assert (
         hybrid_params["loss.guard.views"] == "2"
         and hybrid_params["loss.guard.lowpass_factor"] == "2"
@@ -318,7 +318,7 @@ def test_second_ctrl_c_during_the_sweep_forces_the_exit(fast_demo, tmp_path) -> 
     demo = NieProcess(["demo", "--fast", "--no-serve", "--workdir",
                        str(fast_demo.layout.workdir)], tmp_path / "demo.log")  # fmt: skip
     try:
-        demo.wait_for(r"\[5/6\] gamma sweep", timeout_s=300)
+        demo.wait_for(r"\[7/8\] gamma sweep", timeout_s=300)
         time.sleep(5)  # trials are being placed or are training
         started = demo.descendants()
         demo.ctrl_c()

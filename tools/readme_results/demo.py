@@ -45,7 +45,9 @@ SETTINGS = {
 def render_demo_time(ctx: Context) -> str:
     """The demo's training time, with the date, machine and settings of its run."""
     table = read_eval_table(ctx.root, DEMO_SUMMARY)
-    match = re.fullmatch(r"nie demo summary \((.+); training (\d+)m(\d+)s\)", table.title)
+    match = re.fullmatch(
+        r"nie demo summary \((.+); training (\d+)m(\d+)s(?:, all stages)?\)", table.title
+    )
     if not match:
         raise SourceError(f"{DEMO_SUMMARY}: no '(..., training NmSSs)' title")
     machine, minutes, seconds = match.groups()
@@ -148,7 +150,7 @@ def render_demo_sweep(ctx: Context) -> str:
     epochs = sorted({t["epochs"] for t in done})
     g = join([f"{x:g}" for x in gammas])
     text = (
-        f"The gamma sweep ({ctx.link(DEMO_SWEEP)}, written by `nie demo`'s stage 5: one run of "
+        f"The gamma sweep ({ctx.link(DEMO_SWEEP)}, written by `nie demo`'s stage 7: one run of "
         f"{join(epochs)} epoch(s) per gamma, no spread; the file records no date or machine) "
         f"measured PSNR-Y {join([f'{p:.2f}' for p in psnr])} dB and NIMA "
         f"{join([f'{n:.2f}' for n in nima])} at gamma {g}"
