@@ -26,7 +26,7 @@ bench = importlib.import_module("readme_results.bench")
 sources = importlib.import_module("readme_results.sources")
 wording = importlib.import_module("readme_results.wording")
 
-HYBRID_ROW = "| EDSR x2, hybrid (gamma 8) | "
+HYBRID_ROW = "| EDSR x2, hybrid (gamma 16) | "
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -51,7 +51,7 @@ def _set_hybrid(root: Path, niqe: str, lr_consistency: str, nima: str) -> None:
     for i, line in enumerate(lines):
         if line.startswith(HYBRID_ROW):
             cells = line.strip("|").split("|")
-            cells[3:6] = [f" {niqe} ", f" {lr_consistency} ", f" {nima} "]
+            cells[5:8] = [f" {niqe} ", f" {lr_consistency} ", f" {nima} "]
             lines[i] = "|" + "|".join(cells) + "|"
     path.write_text("\n".join(lines) + "\n")
 
@@ -80,9 +80,9 @@ def test_an_edited_number_is_reported_and_regeneration_restores_it(
     readme = root / "README.md"
     original = readme.read_text()
     summary, sweep = _block(original, "demo-summary"), _block(original, "demo-gamma-sweep")
-    assert "| EDSR x2, L2 | 33.39 ± 3.06 |" in summary and "PSNR-Y 33.34, " in sweep
-    edited = original.replace(summary, summary.replace("33.39 ± 3.06", "33.49 ± 3.06")).replace(
-        sweep, sweep.replace("PSNR-Y 33.34, ", "PSNR-Y 33.54, ")
+    assert "| EDSR x2, L2 | 35.65 ± 7.21 |" in summary and "PSNR-Y 33.38, " in sweep
+    edited = original.replace(summary, summary.replace("35.65 ± 7.21", "35.75 ± 7.21")).replace(
+        sweep, sweep.replace("PSNR-Y 33.38, ", "PSNR-Y 33.54, ")
     )
     readme.write_text(edited)
 
@@ -110,21 +110,23 @@ def test_a_missing_source_fails_the_check(tmp_path: Path) -> None:
 def test_the_comparison_sentences_follow_the_data(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     committed = _comparison(root)
-    assert "the hybrid model scores slightly higher than the L2 model" in committed
+    assert "the hybrid model scores about the same as the L2 model" in committed
     assert "on PSNR-Y it scores about the same as the L2 model" in committed
-    assert "neither rates the hybrid output better than the L2 output" in committed
-    assert "(NIQE about the same, LR-consistency lower)" in committed
+    assert "0 rate the hybrid output better than the L2 output, 1 worse (artifacts)" in committed
+    assert "NIQE about the same, LR-consistency about the same" in committed
 
     # Hybrid with a clearly better NIQE and LR-consistency, and a lower NIMA.
-    _set_hybrid(root, "4.80 ± 0.42", "55.90 ± 3.34", "5.400 ± 0.196")
+    _set_hybrid(root, "2.00 ± 0.42", "62.00 ± 3.34", "5.000 ± 0.196")
     flipped = _comparison(root)
-    assert "the hybrid model scores lower than the L2 model" in flipped
-    assert "both rate the hybrid output better than the L2 output" in flipped
-    assert "(NIQE clearly lower, LR-consistency higher)" in flipped
+    assert "the hybrid model scores clearly lower than the L2 model" in flipped
+    assert "2 rate the hybrid output better than the L2 output, 1 worse" in flipped
+    assert "NIQE clearly lower, LR-consistency clearly higher" in flipped
     assert "reproduces its input less well" not in flipped
 
-    _set_hybrid(root, "4.80 ± 0.42", "51.12 ± 3.34", "5.610 ± 0.196")
-    assert "only NIQE rates the hybrid output better" in _comparison(root)
+    _set_hybrid(root, "2.00 ± 0.42", "45.00 ± 3.34", "5.610 ± 0.196")
+    worse = _comparison(root)
+    assert "1 rate the hybrid output better than the L2 output, 2 worse" in worse
+    assert "reproduces its input less well" in worse
 
 
 def test_the_wording_thresholds() -> None:
