@@ -38,9 +38,8 @@ class Judge:
 
 
 JUDGES: dict[str, Judge] = {
-    # Tolerances are our choice: differences below them read as ties. For scale, the demo run
-    # recorded in docs/results/demo_summary.md (x2, 5 images, means) measured hybrid minus L2:
-    # NIMA +0.079, PSNR-Y -0.08 dB, SSIM-Y -0.0022, NIQE +0.06, LR-consistency -2.38 dB.
+    # Tolerances are our choice: differences below them read as ties. For scale, see the
+    # hybrid-minus-L2 line of the demo run recorded in docs/results/demo_summary.md.
     #
     # NIMA mean score (Talebi & Milanfar 2018), 1..10, higher better: the scorer the hybrid
     # loss optimises, so the one judge an enhancer can game. 0.05: the page shows 2 decimals.

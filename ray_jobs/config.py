@@ -43,8 +43,8 @@ class RunSettings:
     checkpoint_mode: Literal["max", "min"] = "max"  # whether bigger is better for that metric
     max_failures: int = 0  # worker crashes survived by restarting from the last checkpoint
     seed: int = 0  # base seed; worker r uses seed + r
-    # bf16 autocast + channels_last: "auto" where native (bench/quality_parity.py: within
-    # 0.05 dB PSNR-Y of float32), "on" always, "off" never (float32 NCHW)
+    # bf16 autocast + channels_last: "auto" where native (bench/quality_parity.py compares its
+    # fine-tunes with float32), "on" always, "off" never (float32 NCHW)
     fast: Literal["auto", "on", "off"] = "auto"
     num_data_workers: int = 0  # DataLoader processes per Train worker (0: load in-process)
     progress: bool = True  # print a progress line per epoch (step rate, ETA)

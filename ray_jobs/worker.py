@@ -61,8 +61,8 @@ class LoopConfig:
 
 def precision(fast_mode: str, device: torch.device | str) -> tuple[bool, bool]:
     """``(channels_last, bf16 autocast)`` of a worker for ``run.fast``: "on" both, "off"
-    neither, "auto" both where the fast path is native (``fast_path_supported``). Training on
-    the fast path stayed within 0.05 dB PSNR-Y of float32 (``bench/quality_parity.py``)."""
+    neither, "auto" both where the fast path is native (``fast_path_supported``).
+    ``bench/quality_parity.py`` compares fine-tunes on the fast path with float32."""
     if fast_mode == "on":
         return True, True
     if fast_mode == "off":

@@ -132,9 +132,7 @@ def random_views(
                 views.append(view)
                 continue
             size = (max(min_side, round(crop_h * factor)), max(min_side, round(crop_w * factor)))
-            views.append(
-                F.interpolate(view, size=size, mode="bicubic", align_corners=False, antialias=True)
-            )
+            views.append(_shrink(view, size))
     return views
 
 
@@ -158,13 +156,20 @@ def edge_fidelity(output: torch.Tensor, reference: torch.Tensor) -> torch.Tensor
         return F.mse_loss(m_out, m_ref)
 
 
+def _shrink(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Differentiable antialiased bicubic downscale of (N, 3, h, w) to ``size``, pixels not
+    clamped (the loss needs their gradient): the one downscale of the views and the low-pass."""
+    return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+
+
 def lowpass(images: torch.Tensor, factor: int) -> torch.Tensor:
     """``images`` (N, 3, H, W) as seen at 1/``factor`` of their size, brought back: antialiased
     bicubic down by ``factor`` then bicubic up to (H, W). Differentiable."""
     height, width = images.shape[-2:]
     small = (max(1, round(height / factor)), max(1, round(width / factor)))
-    down = F.interpolate(images, size=small, mode="bicubic", align_corners=False, antialias=True)
-    return F.interpolate(down, size=(height, width), mode="bicubic", align_corners=False)
+    # back up with plain bicubic (as nie_core.baselines, but unclamped: the gradient must flow)
+    return F.interpolate(_shrink(images, small), size=(height, width), mode="bicubic",
+                         align_corners=False)  # fmt: skip
 
 
 def detail_only(images: torch.Tensor, factor: int) -> torch.Tensor:
